@@ -1,0 +1,6 @@
+//! `quorumctl`.
+
+fn main() {
+    eprintln!("quorumctl: not built yet");
+    std::process::exit(1);
+}

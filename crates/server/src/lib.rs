@@ -1,0 +1,3 @@
+//! A Quorum member.
+
+#![warn(missing_docs)]
