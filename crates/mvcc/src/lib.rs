@@ -1,3 +1,28 @@
-//! See the crate description in Cargo.toml; filled in by its issue.
+//! etcd v3's data model as a deterministic replicated state machine on redb: MVCC revisions,
+//! ranges, transactions, incremental compaction, leases, watches, hashes, snapshots and quota.
+//!
+//! Entry point: [`Store`]. Request and response types mirror etcd's protobuf messages field for
+//! field ([`types`]); errors carry etcd's messages and gRPC codes ([`MvccError`]).
+//! See `README.md` for the storage layout and the figures of `benches/apply.rs`.
 
 #![warn(missing_docs)]
+
+mod compact;
+pub mod error;
+mod hash;
+pub mod lessor;
+mod read;
+mod schema;
+mod snapshot;
+mod store;
+pub mod types;
+pub mod validate;
+pub mod watch;
+mod write;
+
+pub use error::{GrpcCode, MvccError};
+pub use lessor::Lessor;
+pub use snapshot::MAX_FIELD_BYTES;
+pub use store::{request_cost, ApplyOutcome, Store, StoreOptions};
+pub use types::*;
+pub use watch::{WatchCreateRequest, WatchFilterType, WatchId, WatchOptions, WatchResponse};

@@ -1,0 +1,230 @@
+//! On-disk layout: redb table definitions and the encoding of stored records.
+//!
+//! * `kv`: `(key, main, sub) -> record`, every stored revision of every key, ordered by key then
+//!   revision. This is the key index: no in-memory copy of it exists.
+//! * `rev`: `(main, sub) -> key`, the same revisions ordered by revision, for watch catch-up and
+//!   compaction.
+//! * `meta`: named counters (consistent index, current and compaction revisions, compaction
+//!   cursor).
+//! * `lease`: `id -> (granted ttl, checkpointed remaining ttl)`.
+//! * `lease_keys`: `(id, key) -> ()`, the keys attached to each lease.
+//! * `alarm`: `(member, alarm type) -> ()`.
+
+use crate::error::MvccError;
+use crate::types::{AlarmType, KeyValue};
+use redb::TableDefinition;
+
+/// Every revision of every key.
+pub(crate) const KV: TableDefinition<(&[u8], u64, u64), &[u8]> = TableDefinition::new("kv");
+/// Revision order index.
+pub(crate) const REV: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("rev");
+/// Named counters.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Leases.
+pub(crate) const LEASE: TableDefinition<i64, (i64, i64)> = TableDefinition::new("lease");
+/// Lease attachments.
+pub(crate) const LEASE_KEYS: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("lease_keys");
+/// Active alarms.
+pub(crate) const ALARM: TableDefinition<(u64, i32), ()> = TableDefinition::new("alarm");
+
+/// Last Raft index whose effects are in the store.
+pub(crate) const META_CONSISTENT_INDEX: &str = "consistent_index";
+/// Current main revision (starts at 1, as etcd).
+pub(crate) const META_CURRENT_REV: &str = "current_rev";
+/// Logical compaction revision: reads below it fail.
+pub(crate) const META_COMPACT_REV: &str = "compact_rev";
+/// Physical compaction cursor: revisions before `(main, sub)` are processed up to
+/// `META_COMPACT_DONE`.
+pub(crate) const META_CURSOR_MAIN: &str = "compact_cursor_main";
+/// See [`META_CURSOR_MAIN`].
+pub(crate) const META_CURSOR_SUB: &str = "compact_cursor_sub";
+/// Compaction revision the physical compaction has fully reached.
+pub(crate) const META_COMPACT_DONE: &str = "compact_done";
+/// Set while a snapshot import is in progress (a crash in the middle leaves it set).
+pub(crate) const META_IMPORTING: &str = "importing";
+
+/// Revision etcd starts at: the first write gets revision 2.
+pub(crate) const INITIAL_REVISION: u64 = 1;
+
+const TAG_PUT: u8 = 0;
+const TAG_TOMBSTONE: u8 = 1;
+const PUT_HEADER: usize = 1 + 8 + 8 + 8;
+
+/// One stored revision of a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A live value.
+    Put {
+        /// Revision that created this generation of the key.
+        create_revision: u64,
+        /// Version within the generation (1 at creation).
+        version: i64,
+        /// Attached lease.
+        lease: i64,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// A deletion, ending the key's generation.
+    Tombstone,
+}
+
+impl Record {
+    /// Encodes for the `kv` table.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Record::Tombstone => vec![TAG_TOMBSTONE],
+            Record::Put {
+                create_revision,
+                version,
+                lease,
+                value,
+            } => {
+                let mut out = Vec::with_capacity(PUT_HEADER + value.len());
+                out.push(TAG_PUT);
+                out.extend_from_slice(&create_revision.to_be_bytes());
+                out.extend_from_slice(&version.to_be_bytes());
+                out.extend_from_slice(&lease.to_be_bytes());
+                out.extend_from_slice(value);
+                out
+            }
+        }
+    }
+
+    /// Decodes a `kv` table value; `keys_only` skips copying the value.
+    pub(crate) fn decode(bytes: &[u8], keys_only: bool) -> Result<Record, MvccError> {
+        match bytes.first() {
+            Some(&TAG_TOMBSTONE) if bytes.len() == 1 => Ok(Record::Tombstone),
+            Some(&TAG_PUT) if bytes.len() >= PUT_HEADER => {
+                let word = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&bytes[1 + 8 * i..9 + 8 * i]);
+                    b
+                };
+                Ok(Record::Put {
+                    create_revision: u64::from_be_bytes(word(0)),
+                    version: i64::from_be_bytes(word(1)),
+                    lease: i64::from_be_bytes(word(2)),
+                    value: if keys_only {
+                        Vec::new()
+                    } else {
+                        bytes[PUT_HEADER..].to_vec()
+                    },
+                })
+            }
+            _ => Err(MvccError::CorruptData(format!(
+                "bad kv record of {} bytes",
+                bytes.len()
+            ))),
+        }
+    }
+
+    /// True for a deletion marker.
+    pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&TAG_TOMBSTONE)
+    }
+
+    /// The etcd key-value for this record at `mod_revision`; `None` for a tombstone.
+    pub(crate) fn into_kv(self, key: &[u8], mod_revision: u64) -> Option<KeyValue> {
+        match self {
+            Record::Tombstone => None,
+            Record::Put {
+                create_revision,
+                version,
+                lease,
+                value,
+            } => Some(KeyValue {
+                key: key.to_vec(),
+                create_revision: rev_i64(create_revision),
+                mod_revision: rev_i64(mod_revision),
+                version,
+                value,
+                lease,
+            }),
+        }
+    }
+}
+
+/// Revisions are stored unsigned; etcd exposes them as int64. Revisions never exceed
+/// `i64::MAX` (one per applied request).
+pub(crate) fn rev_i64(rev: u64) -> i64 {
+    i64::try_from(rev).unwrap_or(i64::MAX)
+}
+
+/// Alarm type to its stored discriminant.
+pub(crate) fn alarm_code(a: AlarmType) -> i32 {
+    a as i32
+}
+
+/// Stored discriminant to alarm type.
+pub(crate) fn alarm_from_code(c: i32) -> Result<AlarmType, MvccError> {
+    match c {
+        0 => Ok(AlarmType::None),
+        1 => Ok(AlarmType::Nospace),
+        2 => Ok(AlarmType::Corrupt),
+        _ => Err(MvccError::CorruptData(format!("unknown alarm {c}"))),
+    }
+}
+
+/// Where a range ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RangeEnd<'a> {
+    /// Only the key itself (`range_end` empty).
+    Single,
+    /// Every key >= key (`range_end == [0]`).
+    Unbounded,
+    /// `[key, end)`.
+    Before(&'a [u8]),
+}
+
+impl<'a> RangeEnd<'a> {
+    /// etcd's interpretation of `range_end`.
+    pub(crate) fn from_request(range_end: &'a [u8]) -> RangeEnd<'a> {
+        match range_end {
+            [] => RangeEnd::Single,
+            [0] => RangeEnd::Unbounded,
+            end => RangeEnd::Before(end),
+        }
+    }
+
+    /// Whether `k` lies in the range starting at `start`.
+    pub(crate) fn contains(&self, start: &[u8], k: &[u8]) -> bool {
+        match self {
+            RangeEnd::Single => k == start,
+            RangeEnd::Unbounded => k >= start,
+            RangeEnd::Before(end) => k >= start && k < *end,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trip() {
+        let r = Record::Put {
+            create_revision: 7,
+            version: 3,
+            lease: -5,
+            value: b"hello".to_vec(),
+        };
+        assert_eq!(Record::decode(&r.encode(), false).unwrap(), r);
+        assert_eq!(
+            Record::decode(&Record::Tombstone.encode(), false).unwrap(),
+            Record::Tombstone
+        );
+        assert!(Record::decode(&[9, 9], false).is_err());
+        assert!(Record::decode(&[TAG_PUT, 1, 2], false).is_err());
+        assert!(Record::decode(&[], false).is_err());
+    }
+
+    #[test]
+    fn range_end_conventions() {
+        assert!(RangeEnd::from_request(b"").contains(b"a", b"a"));
+        assert!(!RangeEnd::from_request(b"").contains(b"a", b"ab"));
+        assert!(RangeEnd::from_request(&[0]).contains(b"a", b"zzz"));
+        assert!(!RangeEnd::from_request(&[0]).contains(b"b", b"a"));
+        assert!(RangeEnd::from_request(b"c").contains(b"a", b"bz"));
+        assert!(!RangeEnd::from_request(b"c").contains(b"a", b"c"));
+    }
+}

@@ -1,0 +1,512 @@
+//! [`Store`]: the replicated state machine (apply, reads, compaction, leases, watches, hashes,
+//! snapshots, quota).
+
+use crate::compact;
+use crate::error::MvccError;
+use crate::hash;
+use crate::lessor::Lessor;
+use crate::read;
+use crate::schema::*;
+use crate::snapshot;
+use crate::types::*;
+use crate::watch::{WatchCreateRequest, WatchHub, WatchId, WatchOptions, WatchResponse};
+use crate::write::{
+    lease_keys_of, list_alarms, meta_get, resolve_read_rev, txn_has_puts, ApplyLimits, LeaseChange,
+    Writer,
+};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use tokio::sync::mpsc::Sender;
+
+/// Store configuration.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// `--quota-backend-bytes`: writes are refused (NOSPACE) above this many bytes in use.
+    pub quota_bytes: u64,
+    /// `--max-txn-ops`: compares / operations per txn level (etcd default 128).
+    pub max_txn_ops: usize,
+    /// Minimum lease TTL in seconds (etcd: `ceil(1.5 * election timeout)`, 2 s by default).
+    pub min_lease_ttl: i64,
+    /// redb page cache size in bytes.
+    pub cache_bytes: usize,
+    /// Compaction entries processed at the end of every applied batch (0 = only through
+    /// [`Store::run_compaction`]).
+    pub compaction_batch: usize,
+    /// fsync every applied batch. When false, a crash may lose the latest batches; the
+    /// consistent index rolls back with them, so replaying the Raft log repairs it.
+    pub durable: bool,
+    /// Interval before the lessor reports an expired lease again (etcd: 3 s).
+    pub lease_retry_ms: u64,
+    /// Watch limits.
+    pub watch: WatchOptions,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            quota_bytes: 2 * 1024 * 1024 * 1024,
+            max_txn_ops: 128,
+            min_lease_ttl: 2,
+            cache_bytes: 64 * 1024 * 1024,
+            compaction_batch: 1_000,
+            durable: true,
+            lease_retry_ms: 3_000,
+            watch: WatchOptions::default(),
+        }
+    }
+}
+
+/// The outcome of one entry given to [`Store::apply`]: `None` when the entry's index was
+/// already applied (replay after a restart), else the request's response or error.
+pub type ApplyOutcome = Option<Result<WriteResponse, MvccError>>;
+
+/// Fixed per-key overhead counted by the quota (etcd counts key + value + a small header).
+const QUOTA_KV_OVERHEAD: u64 = 64;
+
+/// etcd's v3 store on redb. `Sync`: reads run concurrently with applies on redb read
+/// transactions; applies, compaction steps and imports are serialised.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    opts: StoreOptions,
+    write: Mutex<()>,
+    hub: Mutex<WatchHub>,
+    lessor: Mutex<Lessor>,
+    in_use: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn counters(txn: &ReadTransaction) -> Result<(u64, u64), MvccError> {
+    match txn.open_table(META) {
+        Ok(meta) => Ok((
+            meta_get(&meta, META_CURRENT_REV)?.unwrap_or(INITIAL_REVISION),
+            meta_get(&meta, META_COMPACT_REV)?.unwrap_or(0),
+        )),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok((INITIAL_REVISION, 0)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, MvccError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
+            .create(&path)?;
+        {
+            // Create every table so readers never see a missing one.
+            let txn = db.begin_write()?;
+            {
+                let meta = txn.open_table(META)?;
+                if meta_get(&meta, META_IMPORTING)?.is_some() {
+                    return Err(MvccError::CorruptData(
+                        "an interrupted snapshot import left the store incomplete".to_string(),
+                    ));
+                }
+                txn.open_table(KV)?;
+                txn.open_table(REV)?;
+                txn.open_table(LEASE)?;
+                txn.open_table(LEASE_KEYS)?;
+                txn.open_table(ALARM)?;
+            }
+            txn.commit()?;
+        }
+        let current = counters(&db.begin_read()?)?.0;
+        let store = Store {
+            db,
+            path,
+            hub: Mutex::new(WatchHub::new(current, opts.watch)),
+            lessor: Mutex::new(Lessor::new(opts.lease_retry_ms)),
+            opts,
+            write: Mutex::new(()),
+            in_use: AtomicU64::new(0),
+        };
+        store.refresh_usage()?;
+        Ok(store)
+    }
+
+    fn limits(&self) -> ApplyLimits {
+        ApplyLimits {
+            max_txn_ops: self.opts.max_txn_ops,
+            min_lease_ttl: self.opts.min_lease_ttl,
+        }
+    }
+
+    /// Applies committed entries `(raft index, request)` in one engine transaction that also
+    /// records the last index. Entries at or below the stored consistent index are skipped
+    /// (`None`). Request errors (etcd's) are per entry and leave no trace; an `Err` means the
+    /// engine failed and nothing of the batch was committed.
+    pub fn apply(&self, entries: &[(u64, WriteRequest)]) -> Result<Vec<ApplyOutcome>, MvccError> {
+        let _w = lock(&self.write);
+        let mut txn = self.db.begin_write()?;
+        if !self.opts.durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| MvccError::Storage(e.to_string()))?;
+        }
+        let mut results = Vec::with_capacity(entries.len());
+        let (events, lease_changes, current) = {
+            let mut w = Writer::open(&txn, self.limits())?;
+            let mut ci = meta_get(&w.meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
+            for (index, req) in entries {
+                if *index <= ci {
+                    results.push(None);
+                    continue;
+                }
+                let r = w.apply(*index, req);
+                if let Err(MvccError::Storage(_) | MvccError::CorruptData(_)) = &r {
+                    // The transaction may hold part of this request: abort the batch.
+                    return Err(r.err().unwrap_or(MvccError::Storage(String::new())));
+                }
+                results.push(Some(r));
+                ci = *index;
+            }
+            w.meta.insert(META_CONSISTENT_INDEX, ci)?;
+            w.save_counters()?;
+            if self.opts.compaction_batch > 0 {
+                compact::step(&mut w, self.opts.compaction_batch)?;
+            }
+            (
+                std::mem::take(&mut w.events),
+                std::mem::take(&mut w.lease_changes),
+                w.current,
+            )
+        };
+        txn.commit()?;
+        if !lease_changes.is_empty() {
+            let mut l = lock(&self.lessor);
+            for c in lease_changes {
+                match c {
+                    LeaseChange::Granted(id, ttl) => l.granted(id, ttl),
+                    LeaseChange::Revoked(id) => l.revoked(id),
+                }
+            }
+        }
+        lock(&self.hub).notify(&events, current);
+        Ok(results)
+    }
+
+    /// Serves a range read from a read snapshot (concurrent with applies).
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
+        crate::validate::check_range(req)?;
+        let txn = self.db.begin_read()?;
+        let (current, compact) = counters(&txn)?;
+        let rev = resolve_read_rev(req.revision, current, compact)?;
+        let kv = txn.open_table(KV)?;
+        read::range(&kv, req, rev)
+    }
+
+    /// Current revision (1 on an empty store, as etcd).
+    pub fn current_revision(&self) -> Result<i64, MvccError> {
+        Ok(rev_i64(counters(&self.db.begin_read()?)?.0))
+    }
+
+    /// Compaction revision (0 if never compacted).
+    pub fn compact_revision(&self) -> Result<i64, MvccError> {
+        Ok(rev_i64(counters(&self.db.begin_read()?)?.1))
+    }
+
+    /// Last applied Raft index.
+    pub fn consistent_index(&self) -> Result<u64, MvccError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta_get(&meta, META_CONSISTENT_INDEX)?.unwrap_or(0))
+    }
+
+    /// Runs up to `max_entries` steps of pending physical compaction; true when none is left.
+    pub fn run_compaction(&self, max_entries: usize) -> Result<bool, MvccError> {
+        let _w = lock(&self.write);
+        let txn = self.db.begin_write()?;
+        let done = {
+            let mut w = Writer::open(&txn, self.limits())?;
+            compact::step(&mut w, max_entries)?
+        };
+        txn.commit()?;
+        Ok(done)
+    }
+
+    /// `HashKV`: hash of the key-value history up to `revision` (0 = current).
+    pub fn hash_kv(&self, revision: i64) -> Result<HashKv, MvccError> {
+        let txn = self.db.begin_read()?;
+        let (current, compact) = counters(&txn)?;
+        let rev = resolve_read_rev(revision, current, compact)?;
+        let kv = txn.open_table(KV)?;
+        Ok(HashKv {
+            hash: hash::hash_kv(&kv, compact, rev)?,
+            compact_revision: rev_i64(compact),
+            hash_revision: rev_i64(rev),
+        })
+    }
+
+    /// `Hash`: the key-value history, leases, attachments and revision counters.
+    pub fn hash(&self) -> Result<u32, MvccError> {
+        let txn = self.db.begin_read()?;
+        let (current, compact) = counters(&txn)?;
+        let kv = txn.open_table(KV)?;
+        let mut h = hash::hash_kv(&kv, compact, current)?;
+        h = crc32c::crc32c_append(h, &current.to_be_bytes());
+        h = crc32c::crc32c_append(h, &compact.to_be_bytes());
+        for item in txn.open_table(LEASE)?.iter()? {
+            let (k, v) = item?;
+            let (ttl, _) = v.value();
+            h = crc32c::crc32c_append(h, &k.value().to_be_bytes());
+            h = crc32c::crc32c_append(h, &ttl.to_be_bytes());
+        }
+        for item in txn.open_table(LEASE_KEYS)?.iter()? {
+            let (k, _) = item?;
+            let (id, key) = k.value();
+            h = crc32c::crc32c_append(h, &id.to_be_bytes());
+            h = crc32c::crc32c_append(h, key);
+        }
+        Ok(h)
+    }
+
+    /// Streams the whole state (one consistent read snapshot) to `out`.
+    pub fn snapshot_export(&self, out: impl Write) -> Result<(), MvccError> {
+        snapshot::export(&self.db.begin_read()?, out)
+    }
+
+    /// Replaces the whole state with a snapshot streamed from `input`. Watchers are cancelled
+    /// and the lessor demoted (promote again if this member leads).
+    pub fn snapshot_import(&self, input: impl Read) -> Result<(), MvccError> {
+        let _w = lock(&self.write);
+        snapshot::import(&self.db, input)?;
+        let current = counters(&self.db.begin_read()?)?.0;
+        lock(&self.hub).reset(current);
+        lock(&self.lessor).demote();
+        drop(_w);
+        self.refresh_usage()?;
+        Ok(())
+    }
+
+    /// Size of the database file in bytes.
+    pub fn db_size(&self) -> Result<u64, MvccError> {
+        Ok(std::fs::metadata(&self.path)?.len())
+    }
+
+    /// Bytes in use as of the last [`Store::refresh_usage`] (pages freed by compaction are
+    /// reused by redb without defragmentation, so this drops after compaction).
+    pub fn db_size_in_use(&self) -> u64 {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Recomputes [`Store::db_size_in_use`] (walks the engine's page trees: call it
+    /// periodically, not per request). Returns the new value.
+    pub fn refresh_usage(&self) -> Result<u64, MvccError> {
+        let _w = lock(&self.write);
+        let txn = self.db.begin_write()?;
+        let stats = txn.stats()?;
+        txn.abort()?;
+        let used = stats
+            .allocated_pages()
+            .saturating_mul(stats.page_size() as u64);
+        self.in_use.store(used, Ordering::Relaxed);
+        Ok(used)
+    }
+
+    /// Active alarms.
+    pub fn alarms(&self) -> Result<Vec<AlarmMember>, MvccError> {
+        let txn = self.db.begin_read()?;
+        list_alarms(&txn.open_table(ALARM)?)
+    }
+
+    /// etcd's quota check, run by the server before proposing `req`: `Err(NoSpace)` means
+    /// refuse it and, unless already active, propose `Alarm{Activate, NOSPACE}`.
+    pub fn quota_check(&self, req: &WriteRequest) -> Result<(), MvccError> {
+        let cost = request_cost(req);
+        if cost == 0 {
+            return Ok(());
+        }
+        let nospace = self.alarms()?.iter().any(|a| a.alarm == AlarmType::Nospace);
+        if nospace || self.db_size_in_use().saturating_add(cost) > self.opts.quota_bytes {
+            return Err(MvccError::NoSpace);
+        }
+        Ok(())
+    }
+
+    /// True when a NOSPACE alarm is active but usage is back under the quota: the leader
+    /// should then propose `Alarm{Deactivate, NOSPACE}` (the automatic clear etcd lacks).
+    pub fn nospace_should_clear(&self) -> Result<bool, MvccError> {
+        let active = self.alarms()?.iter().any(|a| a.alarm == AlarmType::Nospace);
+        Ok(active && self.db_size_in_use() < self.opts.quota_bytes)
+    }
+
+    /// Every lease id, ascending (`LeaseLeases`).
+    pub fn leases(&self) -> Result<Vec<LeaseId>, MvccError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LEASE)?;
+        let mut out = Vec::with_capacity(usize::try_from(t.len()?).unwrap_or(0));
+        for item in t.iter()? {
+            out.push(item?.0.value());
+        }
+        Ok(out)
+    }
+
+    /// `LeaseTimeToLive`. The remaining TTL comes from the lessor on the leader, else from
+    /// the last checkpoint (or the granted TTL). Unknown lease: `TTL == -1`, as etcd.
+    pub fn lease_time_to_live(
+        &self,
+        id: LeaseId,
+        keys: bool,
+        now_ms: u64,
+    ) -> Result<LeaseTimeToLiveResponse, MvccError> {
+        let txn = self.db.begin_read()?;
+        let Some((granted, remaining)) = txn.open_table(LEASE)?.get(id)?.map(|g| g.value()) else {
+            return Ok(LeaseTimeToLiveResponse {
+                id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            });
+        };
+        let ttl = {
+            let mut l = lock(&self.lessor);
+            if l.is_primary() {
+                l.remaining(id, now_ms).unwrap_or(granted)
+            } else if remaining > 0 {
+                remaining
+            } else {
+                granted
+            }
+        };
+        let keys = if keys {
+            lease_keys_of(&txn.open_table(LEASE_KEYS)?, id)?
+        } else {
+            Vec::new()
+        };
+        Ok(LeaseTimeToLiveResponse {
+            id,
+            ttl,
+            granted_ttl: granted,
+            keys,
+        })
+    }
+
+    /// Becomes the primary lessor (this member was elected leader): every lease expires
+    /// `extend_ms` later than its remaining TTL from `now_ms`.
+    pub fn lease_promote(&self, now_ms: u64, extend_ms: u64) -> Result<(), MvccError> {
+        let _w = lock(&self.write);
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(LEASE)?;
+        let mut all = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let (ttl, remaining) = v.value();
+            all.push((k.value(), ttl, remaining));
+        }
+        lock(&self.lessor).promote(now_ms, extend_ms, all);
+        Ok(())
+    }
+
+    /// Stops tracking lease expiry (leadership lost).
+    pub fn lease_demote(&self) {
+        lock(&self.lessor).demote();
+    }
+
+    /// `LeaseKeepAlive` on the leader: returns the TTL.
+    pub fn lease_renew(&self, id: LeaseId, now_ms: u64) -> Result<i64, MvccError> {
+        let mut l = lock(&self.lessor);
+        if !l.is_primary() {
+            return Err(MvccError::NotLeader);
+        }
+        l.renew(id, now_ms).ok_or(MvccError::LeaseNotFound)
+    }
+
+    /// Up to `max` expired leases the leader should propose `LeaseRevoke` for.
+    pub fn lease_expired(&self, now_ms: u64, max: usize) -> Vec<LeaseId> {
+        lock(&self.lessor).expired(now_ms, max)
+    }
+
+    /// Remaining TTLs for a `LeaseCheckpoint` proposal by the leader (up to `max`).
+    pub fn lease_checkpoints(&self, now_ms: u64, max: usize) -> LeaseCheckpointRequest {
+        LeaseCheckpointRequest {
+            checkpoints: lock(&self.lessor)
+                .checkpoints(now_ms, max)
+                .into_iter()
+                .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                .collect(),
+        }
+    }
+
+    /// Creates a watcher delivering into `tx` (which may be shared by the watchers of one
+    /// gRPC stream). A start revision in the past is replayed from history; one below the
+    /// compaction point is answered with `compact_revision` and cancelled.
+    pub fn watch(
+        &self,
+        req: &WatchCreateRequest,
+        tx: Sender<WatchResponse>,
+    ) -> Result<WatchId, MvccError> {
+        let mut hub = lock(&self.hub);
+        let id = hub.create(req, tx)?;
+        self.catch_up_locked(&mut hub, id)?;
+        Ok(id)
+    }
+
+    /// Cancels a watcher; false if unknown.
+    pub fn cancel_watch(&self, id: WatchId) -> bool {
+        lock(&self.hub).cancel(id)
+    }
+
+    /// Queues a progress notification for watcher `id` (sent as soon as its channel has room).
+    pub fn request_progress(&self, id: WatchId) -> Result<(), MvccError> {
+        lock(&self.hub).request_progress(id)
+    }
+
+    /// `(watchers, unsynced watchers)`.
+    pub fn watcher_counts(&self) -> (usize, usize) {
+        lock(&self.hub).counts()
+    }
+
+    /// One round of catch-up for every unsynced watcher (bounded work each). Call it
+    /// periodically (etcd: every 100 ms). Returns true when every watcher is synced.
+    pub fn sync_watchers(&self) -> Result<bool, MvccError> {
+        let ids = lock(&self.hub).unsynced();
+        let mut all = true;
+        for (id, _) in ids {
+            let mut hub = lock(&self.hub);
+            all &= self.catch_up_locked(&mut hub, id)?;
+        }
+        Ok(all)
+    }
+
+    fn catch_up_locked(&self, hub: &mut WatchHub, id: WatchId) -> Result<bool, MvccError> {
+        // Opened under the hub lock: it sees every revision already notified.
+        let txn = self.db.begin_read()?;
+        let (current, compact) = counters(&txn)?;
+        let kv = txn.open_table(KV)?;
+        let rev = txn.open_table(REV)?;
+        hub.catch_up(id, &kv, &rev, current, compact)
+    }
+}
+
+/// Bytes a request may add (etcd's quota `Cost`); 0 for requests that never grow the store.
+pub fn request_cost(req: &WriteRequest) -> u64 {
+    fn put_cost(p: &PutRequest) -> u64 {
+        (p.key.len() + p.value.len()) as u64 + QUOTA_KV_OVERHEAD
+    }
+    fn txn_cost(t: &TxnRequest) -> u64 {
+        t.success
+            .iter()
+            .chain(t.failure.iter())
+            .map(|op| match op {
+                RequestOp::Put(p) => put_cost(p),
+                RequestOp::Txn(inner) => txn_cost(inner),
+                _ => 0,
+            })
+            .sum()
+    }
+    match req {
+        WriteRequest::Put(p) => put_cost(p),
+        WriteRequest::Txn(t) if txn_has_puts(t) => txn_cost(t),
+        WriteRequest::LeaseGrant(_) => QUOTA_KV_OVERHEAD,
+        _ => 0,
+    }
+}

@@ -1,0 +1,668 @@
+//! The apply path: executes committed write requests inside one redb write transaction.
+//!
+//! Every request is fully validated against the state before it mutates anything, so a request
+//! that fails leaves no trace and consumes no revision (etcd's `checkRequests` + apply).
+
+use crate::error::MvccError;
+use crate::read::{self, Visit};
+use crate::schema::*;
+use crate::types::*;
+use crate::validate;
+use redb::{ReadableTable, Table, WriteTransaction};
+
+/// etcd's `MaxLeaseTTL` (seconds).
+pub(crate) const MAX_LEASE_TTL: i64 = 9_000_000_000;
+
+/// Changes to report to the in-memory lessor once the batch is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LeaseChange {
+    /// A lease was granted with this TTL.
+    Granted(LeaseId, i64),
+    /// A lease was revoked.
+    Revoked(LeaseId),
+}
+
+/// Options the apply path needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ApplyLimits {
+    pub max_txn_ops: usize,
+    pub min_lease_ttl: i64,
+}
+
+/// The state tables of one write transaction plus the revision bookkeeping.
+pub(crate) struct Writer<'t> {
+    pub kv: Table<'t, (&'static [u8], u64, u64), &'static [u8]>,
+    pub rev: Table<'t, (u64, u64), &'static [u8]>,
+    pub meta: Table<'t, &'static str, u64>,
+    pub lease: Table<'t, i64, (i64, i64)>,
+    pub lease_keys: Table<'t, (i64, &'static [u8]), ()>,
+    pub alarm: Table<'t, (u64, i32), ()>,
+    /// Current revision (last completed write).
+    pub current: u64,
+    /// Logical compaction revision.
+    pub compact: u64,
+    /// Sub-revision of the next write within the request being applied.
+    sub: u64,
+    /// Events of the whole batch, in revision order.
+    pub events: Vec<Event>,
+    /// Lease changes of the whole batch.
+    pub lease_changes: Vec<LeaseChange>,
+    limits: ApplyLimits,
+}
+
+pub(crate) fn meta_get<T: ReadableTable<&'static str, u64>>(
+    meta: &T,
+    name: &str,
+) -> Result<Option<u64>, MvccError> {
+    Ok(meta.get(name)?.map(|g| g.value()))
+}
+
+impl<'t> Writer<'t> {
+    /// Opens every table of `txn`.
+    pub(crate) fn open(txn: &'t WriteTransaction, limits: ApplyLimits) -> Result<Self, MvccError> {
+        let meta = txn.open_table(META)?;
+        let current = meta_get(&meta, META_CURRENT_REV)?.unwrap_or(INITIAL_REVISION);
+        let compact = meta_get(&meta, META_COMPACT_REV)?.unwrap_or(0);
+        Ok(Writer {
+            kv: txn.open_table(KV)?,
+            rev: txn.open_table(REV)?,
+            meta,
+            lease: txn.open_table(LEASE)?,
+            lease_keys: txn.open_table(LEASE_KEYS)?,
+            alarm: txn.open_table(ALARM)?,
+            current,
+            compact,
+            sub: 0,
+            events: Vec::new(),
+            lease_changes: Vec::new(),
+            limits,
+        })
+    }
+
+    /// Writes the revision counters back to `meta`.
+    pub(crate) fn save_counters(&mut self) -> Result<(), MvccError> {
+        self.meta.insert(META_CURRENT_REV, self.current)?;
+        self.meta.insert(META_COMPACT_REV, self.compact)?;
+        Ok(())
+    }
+
+    fn alarm_active(&self, a: AlarmType) -> Result<bool, MvccError> {
+        for item in self.alarm.iter()? {
+            let (k, _) = item?;
+            if k.value().1 == alarm_code(a) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies one request. On error nothing was written.
+    pub(crate) fn apply(
+        &mut self,
+        index: u64,
+        req: &WriteRequest,
+    ) -> Result<WriteResponse, MvccError> {
+        debug_assert_eq!(self.sub, 0);
+        let corrupt = self.alarm_active(AlarmType::Corrupt)?;
+        let nospace = self.alarm_active(AlarmType::Nospace)?;
+        if corrupt && !matches!(req, WriteRequest::Noop | WriteRequest::Alarm(_)) {
+            return Err(MvccError::Corrupt);
+        }
+        let resp = match req {
+            WriteRequest::Noop => WriteResponse::Noop,
+            WriteRequest::Range(r) => {
+                validate::check_range(r)?;
+                let rev = self.read_rev(r.revision)?;
+                WriteResponse::Range(read::range(&self.kv, r, rev)?)
+            }
+            WriteRequest::Put(p) => {
+                validate::check_put(p)?;
+                if nospace {
+                    return Err(MvccError::NoSpace);
+                }
+                self.check_put_state(p)?;
+                let mut resp = self.put(p)?;
+                self.finish_request();
+                resp.header_revision = rev_i64(self.current);
+                WriteResponse::Put(resp)
+            }
+            WriteRequest::DeleteRange(d) => {
+                validate::check_delete(d)?;
+                let mut resp = self.delete_range(&d.key, &d.range_end, d.prev_kv)?;
+                self.finish_request();
+                resp.header_revision = rev_i64(self.current);
+                WriteResponse::DeleteRange(resp)
+            }
+            WriteRequest::Txn(t) => {
+                validate::check_txn(t, self.limits.max_txn_ops)?;
+                if nospace && txn_has_puts(t) {
+                    return Err(MvccError::NoSpace);
+                }
+                let path = self.txn_path(t)?;
+                self.check_txn_state(t, &path)?;
+                let mut resp = self.txn(t, &path)?;
+                self.finish_request();
+                let rev = rev_i64(self.current);
+                set_txn_revision(&mut resp, rev);
+                WriteResponse::Txn(resp)
+            }
+            WriteRequest::Compaction(c) => {
+                let rev = u64::try_from(c.revision).unwrap_or(0);
+                if rev <= self.compact {
+                    return Err(MvccError::Compacted);
+                }
+                if rev > self.current {
+                    return Err(MvccError::FutureRevision);
+                }
+                self.compact = rev;
+                WriteResponse::Compaction(CompactionResponse {
+                    header_revision: rev_i64(self.current),
+                })
+            }
+            WriteRequest::LeaseGrant(g) => {
+                if nospace {
+                    return Err(MvccError::NoSpace);
+                }
+                WriteResponse::LeaseGrant(self.lease_grant(index, g)?)
+            }
+            WriteRequest::LeaseRevoke(r) => {
+                self.lease_revoke(r.id)?;
+                self.finish_request();
+                WriteResponse::LeaseRevoke(LeaseRevokeResponse {
+                    header_revision: rev_i64(self.current),
+                })
+            }
+            WriteRequest::LeaseCheckpoint(c) => {
+                for cp in &c.checkpoints {
+                    let existing = self.lease.get(cp.id)?.map(|g| g.value());
+                    if let Some((ttl, _)) = existing {
+                        self.lease.insert(cp.id, (ttl, cp.remaining_ttl))?;
+                    }
+                }
+                WriteResponse::LeaseCheckpoint
+            }
+            WriteRequest::Alarm(a) => WriteResponse::Alarm(self.alarm(a)?),
+        };
+        debug_assert_eq!(self.sub, 0);
+        Ok(resp)
+    }
+
+    /// Ends a request: if it wrote anything, it used main revision `current + 1`.
+    fn finish_request(&mut self) {
+        if self.sub > 0 {
+            self.current += 1;
+            self.sub = 0;
+        }
+    }
+
+    /// Main revision of the request being applied.
+    fn main(&self) -> u64 {
+        self.current + 1
+    }
+
+    /// Validates a read revision (0 = current) as etcd's `rangeKeys`.
+    pub(crate) fn read_rev(&self, revision: i64) -> Result<u64, MvccError> {
+        resolve_read_rev(revision, self.current, self.compact)
+    }
+
+    /// `checkRequestPut` against the state before the request.
+    fn check_put_state(&self, p: &PutRequest) -> Result<(), MvccError> {
+        if p.lease != 0 && self.lease.get(p.lease)?.is_none() {
+            return Err(MvccError::LeaseNotFound);
+        }
+        if (p.ignore_value || p.ignore_lease) && read::get(&self.kv, &p.key, u64::MAX)?.is_none() {
+            return Err(MvccError::KeyNotFound);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, p: &PutRequest) -> Result<PutResponse, MvccError> {
+        let main = self.main();
+        let prev = read::get(&self.kv, &p.key, u64::MAX)?;
+        let (value, lease) = match &prev {
+            Some(prev) => (
+                if p.ignore_value {
+                    prev.value.clone()
+                } else {
+                    p.value.clone()
+                },
+                if p.ignore_lease { prev.lease } else { p.lease },
+            ),
+            None => {
+                // check_put_state guarantees this
+                debug_assert!(!p.ignore_value && !p.ignore_lease);
+                (p.value.clone(), p.lease)
+            }
+        };
+        let (create_revision, version) = match &prev {
+            Some(prev) => (
+                u64::try_from(prev.create_revision).unwrap_or(0),
+                prev.version + 1,
+            ),
+            None => (main, 1),
+        };
+        let rec = Record::Put {
+            create_revision,
+            version,
+            lease,
+            value,
+        };
+        self.write_record(&p.key, &rec)?;
+        let prev_lease = prev.as_ref().map_or(0, |kv| kv.lease);
+        if prev_lease != lease {
+            if prev_lease != 0 {
+                self.lease_keys.remove((prev_lease, p.key.as_slice()))?;
+            }
+            if lease != 0 {
+                self.lease_keys.insert((lease, p.key.as_slice()), ())?;
+            }
+        }
+        let kv = rec
+            .into_kv(&p.key, main)
+            .ok_or_else(|| MvccError::CorruptData("put record decoded as tombstone".to_string()))?;
+        self.events.push(Event {
+            kind: EventType::Put,
+            kv,
+            prev_kv: prev.clone(),
+        });
+        Ok(PutResponse {
+            header_revision: 0,
+            prev_kv: if p.prev_kv { prev } else { None },
+        })
+    }
+
+    fn write_record(&mut self, key: &[u8], rec: &Record) -> Result<(), MvccError> {
+        let (main, sub) = (self.main(), self.sub);
+        let bytes = rec.encode();
+        self.kv.insert((key, main, sub), bytes.as_slice())?;
+        self.rev.insert((main, sub), key)?;
+        self.sub += 1;
+        Ok(())
+    }
+
+    fn delete_range(
+        &mut self,
+        key: &[u8],
+        range_end: &[u8],
+        want_prev: bool,
+    ) -> Result<DeleteRangeResponse, MvccError> {
+        let end = RangeEnd::from_request(range_end);
+        let mut doomed: Vec<KeyValue> = Vec::new();
+        read::scan(
+            &self.kv,
+            key,
+            &end,
+            u64::MAX,
+            || true,
+            |k, main, rec| {
+                if let Some(bytes) = rec {
+                    if let Some(kv) = Record::decode(bytes, false)?.into_kv(k, main) {
+                        doomed.push(kv);
+                    }
+                }
+                Ok(Visit::Continue)
+            },
+        )?;
+        let deleted = i64::try_from(doomed.len()).unwrap_or(i64::MAX);
+        for prev in &doomed {
+            self.delete_key(prev)?;
+        }
+        Ok(DeleteRangeResponse {
+            header_revision: 0,
+            deleted,
+            prev_kvs: if want_prev { doomed } else { Vec::new() },
+        })
+    }
+
+    fn delete_key(&mut self, prev: &KeyValue) -> Result<(), MvccError> {
+        let main = self.main();
+        self.write_record(&prev.key, &Record::Tombstone)?;
+        if prev.lease != 0 {
+            self.lease_keys.remove((prev.lease, prev.key.as_slice()))?;
+        }
+        self.events.push(Event {
+            kind: EventType::Delete,
+            kv: KeyValue {
+                key: prev.key.clone(),
+                mod_revision: rev_i64(main),
+                ..Default::default()
+            },
+            prev_kv: Some(prev.clone()),
+        });
+        Ok(())
+    }
+
+    /// Evaluates every compare of the txn (and of the nested txns on the chosen path) against
+    /// the state before the txn, as etcd's `compareToPath`.
+    fn txn_path(&self, t: &TxnRequest) -> Result<Vec<bool>, MvccError> {
+        let mut path = Vec::new();
+        self.txn_path_into(t, &mut path)?;
+        Ok(path)
+    }
+
+    fn txn_path_into(&self, t: &TxnRequest, path: &mut Vec<bool>) -> Result<(), MvccError> {
+        let mut ok = true;
+        for c in &t.compare {
+            if !self.compare(c)? {
+                ok = false;
+                break;
+            }
+        }
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
+            if let RequestOp::Txn(inner) = op {
+                self.txn_path_into(inner, path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compare(&self, c: &Compare) -> Result<bool, MvccError> {
+        let end = RangeEnd::from_request(&c.range_end);
+        let mut all = true;
+        let mut any = false;
+        read::scan(
+            &self.kv,
+            &c.key,
+            &end,
+            u64::MAX,
+            || true,
+            |k, main, rec| {
+                any = true;
+                let kv = match rec {
+                    Some(bytes) => Record::decode(bytes, false)?.into_kv(k, main),
+                    None => None,
+                };
+                if let Some(kv) = kv {
+                    if !compare_kv(c, &kv) {
+                        all = false;
+                        return Ok(Visit::Stop);
+                    }
+                }
+                Ok(Visit::Continue)
+            },
+        )?;
+        if !any {
+            // etcd: a missing key never matches a VALUE compare; otherwise compare zero values.
+            if c.target == CompareTarget::Value {
+                return Ok(false);
+            }
+            return Ok(compare_kv(c, &KeyValue::default()));
+        }
+        Ok(all)
+    }
+
+    /// `checkRequests` along the chosen path, before anything is written.
+    fn check_txn_state(&self, t: &TxnRequest, path: &[bool]) -> Result<(), MvccError> {
+        let mut pos = 0;
+        self.check_txn_state_at(t, path, &mut pos)
+    }
+
+    fn check_txn_state_at(
+        &self,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Result<(), MvccError> {
+        let ok = *path
+            .get(*pos)
+            .ok_or_else(|| MvccError::CorruptData("txn path too short".to_string()))?;
+        *pos += 1;
+        for op in if ok { &t.success } else { &t.failure } {
+            match op {
+                RequestOp::Range(r) => {
+                    if r.revision > 0 {
+                        self.read_rev(r.revision)?;
+                    }
+                }
+                RequestOp::Put(p) => self.check_put_state(p)?,
+                RequestOp::DeleteRange(_) => {}
+                RequestOp::Txn(inner) => self.check_txn_state_at(inner, path, pos)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn txn(&mut self, t: &TxnRequest, path: &[bool]) -> Result<TxnResponse, MvccError> {
+        let mut pos = 0;
+        let resp = self.txn_at(t, path, &mut pos)?;
+        debug_assert_eq!(pos, path.len());
+        Ok(resp)
+    }
+
+    fn txn_at(
+        &mut self,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Result<TxnResponse, MvccError> {
+        let ok = *path
+            .get(*pos)
+            .ok_or_else(|| MvccError::CorruptData("txn path too short".to_string()))?;
+        *pos += 1;
+        let mut responses = Vec::new();
+        for op in if ok { &t.success } else { &t.failure } {
+            let r = match op {
+                RequestOp::Range(r) => {
+                    // Reads inside a txn see the txn's own earlier writes.
+                    let rev = if r.revision > 0 {
+                        u64::try_from(r.revision).unwrap_or(0)
+                    } else {
+                        u64::MAX
+                    };
+                    let mut resp = read::range(&self.kv, r, rev)?;
+                    resp.header_revision = 0;
+                    ResponseOp::Range(resp)
+                }
+                RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
+                RequestOp::DeleteRange(d) => {
+                    ResponseOp::DeleteRange(self.delete_range(&d.key, &d.range_end, d.prev_kv)?)
+                }
+                RequestOp::Txn(inner) => ResponseOp::Txn(self.txn_at(inner, path, pos)?),
+            };
+            responses.push(r);
+        }
+        Ok(TxnResponse {
+            header_revision: 0,
+            succeeded: ok,
+            responses,
+        })
+    }
+
+    fn lease_grant(
+        &mut self,
+        index: u64,
+        g: &LeaseGrantRequest,
+    ) -> Result<LeaseGrantResponse, MvccError> {
+        if g.ttl > MAX_LEASE_TTL {
+            return Err(MvccError::LeaseTtlTooLarge);
+        }
+        let id = if g.id == 0 {
+            self.generate_lease_id(index)?
+        } else {
+            g.id
+        };
+        if self.lease.get(id)?.is_some() {
+            return Err(MvccError::LeaseExist);
+        }
+        let ttl = g.ttl.max(self.limits.min_lease_ttl);
+        self.lease.insert(id, (ttl, 0))?;
+        self.lease_changes.push(LeaseChange::Granted(id, ttl));
+        Ok(LeaseGrantResponse {
+            header_revision: rev_i64(self.current),
+            id,
+            ttl,
+        })
+    }
+
+    /// A positive id derived from the Raft index only (deterministic on every member).
+    fn generate_lease_id(&self, index: u64) -> Result<LeaseId, MvccError> {
+        let mut x = index.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let mut id = i64::try_from(x & (i64::MAX as u64)).unwrap_or(1).max(1);
+        // Bounded probing: leases are far fewer than the id space.
+        for _ in 0..1024 {
+            if self.lease.get(id)?.is_none() {
+                return Ok(id);
+            }
+            id = if id == i64::MAX { 1 } else { id + 1 };
+        }
+        Err(MvccError::LeaseExist)
+    }
+
+    fn lease_revoke(&mut self, id: LeaseId) -> Result<(), MvccError> {
+        if self.lease.get(id)?.is_none() {
+            return Err(MvccError::LeaseNotFound);
+        }
+        let keys = lease_keys_of(&self.lease_keys, id)?;
+        for key in &keys {
+            if let Some(prev) = read::get(&self.kv, key, u64::MAX)? {
+                debug_assert_eq!(prev.lease, id, "lease_keys out of sync with kv");
+                self.delete_key(&prev)?;
+            }
+            self.lease_keys.remove((id, key.as_slice()))?;
+        }
+        self.lease.remove(id)?;
+        self.lease_changes.push(LeaseChange::Revoked(id));
+        Ok(())
+    }
+
+    fn alarm(&mut self, a: &AlarmRequest) -> Result<AlarmResponse, MvccError> {
+        let mut alarms = Vec::new();
+        match a.action {
+            AlarmAction::Get => alarms = list_alarms(&self.alarm)?,
+            AlarmAction::Activate => {
+                if a.alarm != AlarmType::None {
+                    self.alarm.insert((a.member_id, alarm_code(a.alarm)), ())?;
+                    alarms.push(AlarmMember {
+                        member_id: a.member_id,
+                        alarm: a.alarm,
+                    });
+                }
+            }
+            AlarmAction::Deactivate => {
+                for m in list_alarms(&self.alarm)? {
+                    let member_matches = a.member_id == 0 || m.member_id == a.member_id;
+                    let kind_matches = a.alarm == AlarmType::None || m.alarm == a.alarm;
+                    if member_matches && kind_matches {
+                        self.alarm.remove((m.member_id, alarm_code(m.alarm)))?;
+                        alarms.push(m);
+                    }
+                }
+            }
+        }
+        Ok(AlarmResponse { alarms })
+    }
+}
+
+/// Validates a read revision (<= 0 = current) as etcd's `rangeKeys`.
+pub(crate) fn resolve_read_rev(
+    revision: i64,
+    current: u64,
+    compact: u64,
+) -> Result<u64, MvccError> {
+    if revision <= 0 {
+        return Ok(current);
+    }
+    let rev = u64::try_from(revision).unwrap_or(0);
+    if rev > current {
+        return Err(MvccError::FutureRevision);
+    }
+    if rev < compact {
+        return Err(MvccError::Compacted);
+    }
+    Ok(rev)
+}
+
+/// Keys attached to lease `id`, in key order.
+pub(crate) fn lease_keys_of<T: ReadableTable<(i64, &'static [u8]), ()>>(
+    table: &T,
+    id: LeaseId,
+) -> Result<Vec<Vec<u8>>, MvccError> {
+    let empty: &[u8] = &[];
+    let iter = if id == i64::MAX {
+        table.range((id, empty)..)?
+    } else {
+        table.range((id, empty)..(id + 1, empty))?
+    };
+    let mut keys = Vec::new();
+    for item in iter {
+        let (k, _) = item?;
+        keys.push(k.value().1.to_vec());
+    }
+    Ok(keys)
+}
+
+/// Every active alarm.
+pub(crate) fn list_alarms<T: ReadableTable<(u64, i32), ()>>(
+    table: &T,
+) -> Result<Vec<AlarmMember>, MvccError> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, _) = item?;
+        let (member_id, code) = k.value();
+        out.push(AlarmMember {
+            member_id,
+            alarm: alarm_from_code(code)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether the txn may write a value (etcd's quota cost > 0).
+pub(crate) fn txn_has_puts(t: &TxnRequest) -> bool {
+    t.success.iter().chain(t.failure.iter()).any(|op| match op {
+        RequestOp::Put(_) => true,
+        RequestOp::Txn(inner) => txn_has_puts(inner),
+        _ => false,
+    })
+}
+
+fn set_txn_revision(resp: &mut TxnResponse, rev: i64) {
+    resp.header_revision = rev;
+    for r in &mut resp.responses {
+        match r {
+            ResponseOp::Range(x) => x.header_revision = rev,
+            ResponseOp::Put(x) => x.header_revision = rev,
+            ResponseOp::DeleteRange(x) => x.header_revision = rev,
+            ResponseOp::Txn(x) => set_txn_revision(x, rev),
+        }
+    }
+}
+
+/// etcd's `compareKV`: a missing or mismatched operand compares against the zero value.
+pub(crate) fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
+    let ord = match c.target {
+        CompareTarget::Value => {
+            let v: &[u8] = match &c.target_union {
+                Some(TargetUnion::Value(v)) => v,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(v)
+        }
+        CompareTarget::Create => kv.create_revision.cmp(&match c.target_union {
+            Some(TargetUnion::CreateRevision(r)) => r,
+            _ => 0,
+        }),
+        CompareTarget::Mod => kv.mod_revision.cmp(&match c.target_union {
+            Some(TargetUnion::ModRevision(r)) => r,
+            _ => 0,
+        }),
+        CompareTarget::Version => kv.version.cmp(&match c.target_union {
+            Some(TargetUnion::Version(r)) => r,
+            _ => 0,
+        }),
+        CompareTarget::Lease => kv.lease.cmp(&match c.target_union {
+            Some(TargetUnion::Lease(r)) => r,
+            _ => 0,
+        }),
+    };
+    match c.result {
+        CompareResult::Equal => ord.is_eq(),
+        CompareResult::NotEqual => !ord.is_eq(),
+        CompareResult::Greater => ord.is_gt(),
+        CompareResult::Less => ord.is_lt(),
+    }
+}
