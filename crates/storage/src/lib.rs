@@ -1,3 +1,43 @@
-//! See the crate description in Cargo.toml; filled in by its issue.
+//! Quorum's durable Raft log: a segmented write-ahead log with group commit and crash
+//! recovery ([`LogStore`], which implements [`quorum_raft::Storage`]), state-machine snapshot
+//! files ([`SnapshotStore`]), and the file-system interface they use ([`FileSystem`], with
+//! [`RealFs`] and the simulated [`SimFs`]).
+//!
+//! # The Ready cycle
+//! For each Ready: if it carries a snapshot, save the image with [`SnapshotStore`] and call
+//! [`LogStore::apply_snapshot`]; then [`LogStore::append`] the entries and hard state; then
+//! [`LogStore::sync`] (or [`SyncHandle::sync`] on another thread) — one `fdatasync` for the
+//! whole Ready — and only then tell Raft the Ready is persisted.
+//!
+//! # On disk
+//! See [`record`](crate) framing: `len | crc32c | type | payload` records in segment files
+//! `<seq>-<base>.wal`, each starting with a header (identity, seq, base) and a state record.
 
 #![warn(missing_docs)]
+
+mod codec;
+mod error;
+pub mod fs;
+mod log_state;
+mod log_store;
+mod metrics;
+mod options;
+mod record;
+mod recovery;
+mod segment;
+mod snapshot;
+mod sync;
+
+pub use error::{Error, Identity, Result};
+pub use fs::{FileSystem, FsFile, RealFs, SimFs};
+pub use log_store::LogStore;
+pub use metrics::WalMetrics;
+pub use options::{
+    WalOptions, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_RECORD_SIZE, DEFAULT_SEGMENT_SIZE,
+    MAX_RECORD_SIZE_LIMIT,
+};
+#[doc(hidden)]
+pub use record::decode_all;
+pub use recovery::{Recovered, TornTail};
+pub use snapshot::{SnapshotInfo, SnapshotOptions, SnapshotReader, SnapshotStore, SnapshotWriter};
+pub use sync::{SyncHandle, WriteTicket};
