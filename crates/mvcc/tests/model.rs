@@ -173,10 +173,8 @@ impl Model {
                 let mut dels = std::collections::BTreeSet::new();
                 for op in t.success.iter().chain(&[]) {
                     match op {
-                        RequestOp::Put(p) => {
-                            if !puts.insert(p.key.clone()) {
-                                return Err(MvccError::DuplicateKey);
-                            }
+                        RequestOp::Put(p) if !puts.insert(p.key.clone()) => {
+                            return Err(MvccError::DuplicateKey);
                         }
                         RequestOp::DeleteRange(d) => {
                             dels.insert(d.key.clone());
@@ -446,7 +444,7 @@ fn check_state(h: &Harness, m: &Model) {
     let mut leases: Vec<i64> = m.leases.keys().copied().collect();
     leases.sort();
     assert_eq!(h.store.leases().unwrap(), leases);
-    for (id, _) in &m.leases {
+    for id in m.leases.keys() {
         let keys: Vec<Vec<u8>> = m
             .live_in(b"\0", b"\0", i64::MAX)
             .into_iter()

@@ -177,7 +177,7 @@ fn slow_watcher_never_blocks_apply_and_catches_up_exactly() {
             }
         }
         // the consumer reads sometimes, the hub catches up sometimes
-        if (x >> 20) % 3 == 0 {
+        if (x >> 20).is_multiple_of(3) {
             for r in drain(&mut rx) {
                 if r.events.is_empty() {
                     let last = seen.last().map_or(0, |e: &(i64, EventType, Vec<u8>)| e.0);
@@ -197,7 +197,7 @@ fn slow_watcher_never_blocks_apply_and_catches_up_exactly() {
             }
         }
         went_unsynced |= h.store.watcher_counts().1 > 0;
-        if (x >> 24) % 4 == 0 {
+        if (x >> 24).is_multiple_of(4) {
             h.store.sync_watchers().unwrap();
         }
         if round % 17 == 0 {
