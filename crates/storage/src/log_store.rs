@@ -9,9 +9,7 @@ use crate::record::{self, Record};
 use crate::recovery::{self, Recovered};
 use crate::segment::{self, SegmentInfo};
 use crate::sync::{self, Shared, SyncHandle, SyncState, WriteTicket};
-use quorum_raft::{
-    ConfState, Entry, HardState, RaftState, Snapshot, SnapshotMetadata, Storage, StorageError,
-};
+use quorum_raft::{ConfState, Entry, HardState, RaftState, Snapshot, Storage, StorageError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -231,16 +229,18 @@ impl<F: FileSystem> LogStore<F> {
         Ok(())
     }
 
-    /// Records that a snapshot was installed: the whole log is replaced by the snapshot point
-    /// (its index, term and configuration); the commit index moves to the snapshot. Not yet
-    /// durable. The snapshot's image must be durable (see [`crate::SnapshotStore`]) before
-    /// this record is synced.
-    pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<WriteTicket> {
+    /// Records that `snapshot` was installed: the whole log is replaced by the snapshot point
+    /// (its index, term and configuration) and the commit index moves to it. Not yet durable.
+    /// The snapshot's image must already be durable (see [`crate::SnapshotStore`]) when this
+    /// record is synced. The snapshot is kept for [`Storage::snapshot`].
+    pub fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<WriteTicket> {
+        let meta = &snapshot.metadata;
         self.state.check_snapshot(meta).map_err(Error::Invalid)?;
         self.buf.clear();
         record::encode(&mut self.buf, &Record::Snapshot(meta.clone()));
         let ticket = self.write_buf()?;
         self.state.apply_snapshot(meta);
+        self.snapshot = snapshot.clone();
         Ok(ticket)
     }
 
@@ -254,8 +254,9 @@ impl<F: FileSystem> LogStore<F> {
         Ok(ticket)
     }
 
-    /// Sets the snapshot [`Storage::snapshot`] hands to Raft (memory only: the image's durable
-    /// copy is in the snapshot store, and the server sets it again after a restart).
+    /// Sets the snapshot [`Storage::snapshot`] hands to Raft: after the server made one of its
+    /// own state machine, or after a restart (memory only: the image's durable copy is in the
+    /// snapshot store).
     pub fn set_snapshot(&mut self, snapshot: Snapshot) {
         self.snapshot = snapshot;
     }

@@ -156,7 +156,11 @@ fn run(seed: u64, steps: usize) {
                     term,
                     conf_state: random_conf(&mut rng),
                 };
-                log.apply_snapshot(&meta).unwrap();
+                log.apply_snapshot(&quorum_raft::Snapshot {
+                    metadata: meta.clone(),
+                    data: Bytes::new(),
+                })
+                .unwrap();
                 model.entries.clear();
                 model.compacted = (idx, term);
                 model.cs = meta.conf_state.clone();
