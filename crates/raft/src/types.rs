@@ -218,3 +218,36 @@ pub struct Message {
     /// Opaque request context (ReadIndex request ids, transfer markers).
     pub context: Bytes,
 }
+
+/// The role a member plays in its current term.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    #[default]
+    Follower,
+    /// Asks for votes in a new term.
+    Candidate,
+    /// Asks whether it *could* win an election, without bumping its term (PreVote).
+    PreCandidate,
+    /// Replicates its log to the others.
+    Leader,
+}
+
+/// Volatile state worth reporting to the embedder: who leads and what this member is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SoftState {
+    /// The known leader, or [`NO_NODE`].
+    pub leader: NodeId,
+    /// This member's role.
+    pub role: Role,
+}
+
+/// The answer to a [`read_index`](crate::RawNode::read_index) request: once the local applied
+/// index reaches `index`, a read identified by `request_ctx` is linearizable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReadState {
+    /// The commit index the read must wait for.
+    pub index: u64,
+    /// The context the request was made with.
+    pub request_ctx: Bytes,
+}
