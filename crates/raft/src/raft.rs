@@ -872,9 +872,20 @@ impl<S: Storage> Raft<S> {
                 .read_only
                 .ack(m.from, round, self.id, &self.tracker.config.voters);
             self.answer_reads(done);
-            if self.read_only.needs_round() && !self.read_only.round_in_flight() {
-                self.bcast_heartbeat();
-            }
+        }
+    }
+
+    /// True if reads wait for a heartbeat round and none is in flight.
+    pub fn read_round_due(&self) -> bool {
+        self.role == Role::Leader
+            && self.read_only.needs_round()
+            && !self.read_only.round_in_flight()
+    }
+
+    /// Starts a heartbeat round for the reads waiting, if one is due.
+    pub fn maybe_start_read_round(&mut self) {
+        if self.read_round_due() {
+            self.bcast_heartbeat();
         }
     }
 
@@ -1056,9 +1067,8 @@ impl<S: Storage> Raft<S> {
         if !self.read_only.add(index, ctx, from) {
             return Err(ReadIndexError::TooManyPending);
         }
-        if !self.read_only.round_in_flight() {
-            self.bcast_heartbeat();
-        }
+        // The round is started when the embedder next takes a Ready (or at the next heartbeat),
+        // so every read registered until then shares it.
         Ok(())
     }
 

@@ -198,11 +198,13 @@ impl<S: Storage> RawNode<S> {
             || !r.msgs_after_persist.is_empty()
             || r.raft_log.has_next_committed_entries()
             || !r.read_states.is_empty()
+            || r.read_round_due()
     }
 
     /// Hands out everything pending. Call [`RawNode::advance`] once it is processed.
     pub fn ready(&mut self) -> Ready {
         let r = &mut self.raft;
+        r.maybe_start_read_round();
         let soft = r.soft_state();
         let soft_state = (soft != self.prev_soft).then_some(soft);
         self.prev_soft = soft;

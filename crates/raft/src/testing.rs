@@ -24,6 +24,8 @@ pub struct Network {
     /// Members that are down: they neither send nor receive, nor process Readies.
     down: BTreeSet<NodeId>,
     queue: VecDeque<Message>,
+    /// Applied entries as of each snapshot index taken by `compact` (the snapshot "image").
+    images: BTreeMap<u64, Vec<Entry>>,
     /// Highest index each member applied (for restarts).
     applied_index: BTreeMap<NodeId, u64>,
     /// Every message delivered, for assertions.
@@ -91,6 +93,7 @@ impl Network {
             cut: BTreeSet::new(),
             drop_types: Vec::new(),
             applied_index: BTreeMap::new(),
+            images: BTreeMap::new(),
             down: BTreeSet::new(),
             queue: VecDeque::new(),
             delivered: Vec::new(),
@@ -164,6 +167,12 @@ impl Network {
         let mut msgs = rd.messages;
         if let Some(s) = &rd.snapshot {
             node.storage_mut().apply_snapshot(s.clone()).unwrap();
+            let image = self
+                .images
+                .get(&s.metadata.index)
+                .cloned()
+                .unwrap_or_default();
+            self.applied.insert(id, image);
         }
         node.storage_mut().append(&rd.entries).unwrap();
         if let Some(hs) = rd.hard_state {
@@ -225,7 +234,34 @@ impl Network {
             return;
         };
         self.delivered.push(m.clone());
+        let (from, to, is_snap) = (m.from, m.to, m.msg_type == MessageType::Snapshot);
         node.step(m).unwrap();
+        if is_snap {
+            if let Some(leader) = self.nodes.get_mut(&from) {
+                leader.report_snapshot(to, true);
+            }
+        }
+    }
+
+    /// Snapshots `id`'s state machine at its applied index and compacts its log up to it.
+    pub fn compact(&mut self, id: NodeId) {
+        let index = self.applied_index[&id];
+        let image = self.applied[&id].clone();
+        self.images.insert(index, image);
+        let node = self.nodes.get_mut(&id).unwrap();
+        let cs = node.status().conf_state;
+        node.storage_mut()
+            .create_snapshot(index, cs, Bytes::from(index.to_be_bytes().to_vec()))
+            .unwrap();
+        node.storage_mut().compact(index).unwrap();
+    }
+
+    /// Adds a new member (for membership changes).
+    pub fn add_node(&mut self, cfg: &Config, storage: MemStorage) {
+        self.nodes
+            .insert(cfg.id, RawNode::new(cfg, storage).unwrap());
+        self.applied.insert(cfg.id, Vec::new());
+        self.read_states.insert(cfg.id, Vec::new());
     }
 
     /// Sends one message from outside (a test's hand-made message).

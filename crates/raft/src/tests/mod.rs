@@ -1,4 +1,8 @@
-//! Behavioural tests of the state machine, mostly through the in-memory [`Network`].
+//! Behavioural tests of the state machine, mostly through the in-memory network harness.
 
 mod election;
+mod membership;
+mod read_index;
 mod replication;
+mod snapshot;
+mod transfer;
