@@ -40,46 +40,48 @@ pub(crate) fn scan<T: KvTable>(
             kv.range((key, 0u64, 0u64)..(*e, 0u64, 0u64))?
         }
     };
-    // The current key group and the newest revision <= rev seen in it so far.
-    let mut group: Option<Vec<u8>> = None;
-    let mut best: Option<(u64, bool, Vec<u8>)> = None;
-    let mut flush = |group: &[u8], best: Option<(u64, bool, Vec<u8>)>| -> Result<bool, MvccError> {
-        match best {
-            Some((main, false, rec)) => {
-                let rec = if rec.is_empty() {
-                    None
-                } else {
-                    Some(rec.as_slice())
-                };
-                Ok(matches!(visit(group, main, rec)?, Visit::Continue))
-            }
-            _ => Ok(true),
-        }
-    };
-    for item in iter {
-        let (k, v) = item?;
-        let (ukey, main, _sub) = k.value();
-        if group.as_deref() != Some(ukey) {
-            if let Some(g) = group.take() {
-                if !flush(&g, best.take())? {
+    // The current key group and the newest revision <= rev seen in it so far. Buffers are
+    // reused across groups: no allocation per key unless a record is wanted.
+    let mut group: Vec<u8> = Vec::new();
+    let mut in_group = false;
+    let mut best: Option<(u64, bool)> = None;
+    let mut rec: Vec<u8> = Vec::new();
+    let mut has_rec = false;
+    macro_rules! flush {
+        () => {
+            if let Some((main, false)) = best.take() {
+                let r = if has_rec { Some(rec.as_slice()) } else { None };
+                if let Visit::Stop = visit(&group, main, r)? {
                     return Ok(());
                 }
             }
-            group = Some(ukey.to_vec());
+        };
+    }
+    for item in iter {
+        let (k, v) = item?;
+        let (ukey, main, _sub) = k.value();
+        if !in_group || group.as_slice() != ukey {
+            if in_group {
+                flush!();
+            }
+            best = None;
+            group.clear();
+            group.extend_from_slice(ukey);
+            in_group = true;
         }
         if main <= rev {
             let bytes = v.value();
             let tomb = Record::is_tombstone(bytes);
-            let rec = if !tomb && want_record() {
-                bytes.to_vec()
-            } else {
-                Vec::new()
-            };
-            best = Some((main, tomb, rec));
+            has_rec = !tomb && want_record();
+            if has_rec {
+                rec.clear();
+                rec.extend_from_slice(bytes);
+            }
+            best = Some((main, tomb));
         }
     }
-    if let Some(g) = group {
-        flush(&g, best)?;
+    if in_group {
+        flush!();
     }
     Ok(())
 }
