@@ -152,6 +152,26 @@ fn main() {
         assert_eq!(r.count as usize, n);
     }
     count_only.sort();
+    // paginated list at a fixed revision: pages after the first reuse the rank samples
+    let rev = store.current_revision().expect("rev");
+    let mut pages = Vec::new();
+    let mut start = b"key/".to_vec();
+    for _ in 0..200 {
+        let req = RangeRequest {
+            key: start.clone(),
+            range_end: b"key0".to_vec(),
+            limit: 500,
+            revision: rev,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let r = store.range(&req).expect("range");
+        pages.push(t.elapsed());
+        start = r.kvs.last().map(|kv| kv.key.clone()).unwrap_or_default();
+        start.push(0);
+    }
+    let first_page = pages[0];
+    pages.sort();
     println!(
         "single-key range at {n} keys: p50 {:?} p99 {:?}",
         percentile(&single, 0.5),
@@ -165,6 +185,11 @@ fn main() {
     println!(
         "count_only over all {n} keys: p50 {:?}",
         percentile(&count_only, 0.5)
+    );
+    println!(
+        "paginated list (limit 500, with count) at {n} keys: first page {first_page:?}, next pages p50 {:?} p99 {:?}",
+        percentile(&pages, 0.5),
+        percentile(&pages, 0.99)
     );
     println!(
         "memory: RSS before load {rss_before}, after {} (peak {}); db file {} MiB, in use {} MiB",

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod compact;
+mod count_cache;
 pub mod error;
 mod hash;
 pub mod lessor;

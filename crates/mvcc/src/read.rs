@@ -2,11 +2,17 @@
 //!
 //! Reads iterate the engine: memory is proportional to the keys returned, never to the range.
 
+use crate::count_cache::{CountCache, Sampler};
 use crate::error::MvccError;
 use crate::schema::{rev_i64, RangeEnd, Record};
 use crate::types::{KeyValue, RangeRequest, RangeResponse, SortOrder, SortTarget};
 use redb::ReadableTable;
 use std::cmp::Ordering;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+fn lock(m: &Mutex<CountCache>) -> MutexGuard<'_, CountCache> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The `kv` table as seen by readers (read-only or write transaction).
 pub(crate) trait KvTable: ReadableTable<(&'static [u8], u64, u64), &'static [u8]> {}
@@ -113,6 +119,7 @@ pub(crate) fn range<T: KvTable>(
     kv: &T,
     req: &RangeRequest,
     rev: u64,
+    cache: Option<&Mutex<CountCache>>,
 ) -> Result<RangeResponse, MvccError> {
     let filtered = req.min_mod_revision != 0
         || req.max_mod_revision != 0
@@ -131,23 +138,79 @@ pub(crate) fn range<T: KvTable>(
     let mut count: i64 = 0;
     let collect = !req.count_only;
     let collected = std::cell::Cell::new(0usize);
-    scan(
-        kv,
-        &req.key,
-        &end,
-        rev,
-        || collect && collected.get() < fetch_limit,
-        |k, main, rec| {
-            count += 1;
-            if let Some(bytes) = rec {
-                if let Some(kv) = Record::decode(bytes, req.keys_only)?.into_kv(k, main) {
-                    kvs.push(kv);
-                    collected.set(kvs.len());
+    let plan = match cache {
+        Some(c) if !req.range_end.is_empty() && (fetch_limit != usize::MAX || !collect) => {
+            lock(c).plan(&req.key, &req.range_end, rev)
+        }
+        _ => None,
+    };
+    if let Some(plan) = plan {
+        // Pages of a cached range: fetch only what is returned, count up to the next sample.
+        if collect {
+            scan(
+                kv,
+                &req.key,
+                &end,
+                rev,
+                || true,
+                |k, main, rec| {
+                    if let Some(bytes) = rec {
+                        if let Some(kv) = Record::decode(bytes, req.keys_only)?.into_kv(k, main) {
+                            kvs.push(kv);
+                        }
+                    }
+                    Ok(if kvs.len() >= fetch_limit {
+                        Visit::Stop
+                    } else {
+                        Visit::Continue
+                    })
+                },
+            )?;
+        }
+        let stop_end = match &plan.stop {
+            Some(stop) => RangeEnd::Before(stop.as_slice()),
+            None => end.clone(),
+        };
+        scan(
+            kv,
+            &req.key,
+            &stop_end,
+            rev,
+            || false,
+            |_, _, _| {
+                count += 1;
+                Ok(Visit::Continue)
+            },
+        )?;
+        count += i64::try_from(plan.add).unwrap_or(i64::MAX);
+    } else {
+        let mut sampler = Sampler::default();
+        let sampling = cache.is_some() && !req.range_end.is_empty();
+        scan(
+            kv,
+            &req.key,
+            &end,
+            rev,
+            || collect && collected.get() < fetch_limit,
+            |k, main, rec| {
+                count += 1;
+                if sampling {
+                    sampler.observe(k);
                 }
-            }
-            Ok(Visit::Continue)
-        },
-    )?;
+                if let Some(bytes) = rec {
+                    if let Some(kv) = Record::decode(bytes, req.keys_only)?.into_kv(k, main) {
+                        kvs.push(kv);
+                        collected.set(kvs.len());
+                    }
+                }
+                Ok(Visit::Continue)
+            },
+        )?;
+        if let (true, Some(c)) = (sampling, cache) {
+            let total = u64::try_from(count).unwrap_or(0);
+            lock(c).insert(&req.key, &req.range_end, rev, total, sampler);
+        }
+    }
     debug_assert!(kvs.len() as i64 <= count);
     if req.max_mod_revision != 0 {
         kvs.retain(|kv| kv.mod_revision <= req.max_mod_revision);

@@ -2,6 +2,7 @@
 //! snapshots, quota).
 
 use crate::compact;
+use crate::count_cache::CountCache;
 use crate::error::MvccError;
 use crate::hash;
 use crate::lessor::Lessor;
@@ -78,7 +79,12 @@ pub struct Store {
     hub: Mutex<WatchHub>,
     lessor: Mutex<Lessor>,
     in_use: AtomicU64,
+    batches: AtomicU64,
+    count_cache: Mutex<CountCache>,
 }
+
+/// With `durable == false`, every this many applied batches one is committed durably anyway.
+const NON_DURABLE_SYNC_EVERY: u64 = 128;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -129,6 +135,8 @@ impl Store {
             opts,
             write: Mutex::new(()),
             in_use: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            count_cache: Mutex::new(CountCache::default()),
         };
         store.refresh_usage()?;
         Ok(store)
@@ -148,7 +156,10 @@ impl Store {
     pub fn apply(&self, entries: &[(u64, WriteRequest)]) -> Result<Vec<ApplyOutcome>, MvccError> {
         let _w = lock(&self.write);
         let mut txn = self.db.begin_write()?;
-        if !self.opts.durable {
+        let batches = self.batches.fetch_add(1, Ordering::Relaxed) + 1;
+        // Non-durable mode still commits durably now and then: redb only recycles pages freed
+        // by non-durable commits after a durable one.
+        if !self.opts.durable && !batches.is_multiple_of(NON_DURABLE_SYNC_EVERY) {
             txn.set_durability(Durability::None)
                 .map_err(|e| MvccError::Storage(e.to_string()))?;
         }
@@ -194,6 +205,15 @@ impl Store {
         Ok(results)
     }
 
+    /// Makes everything applied so far durable (an empty durable commit); useful with
+    /// `durable == false` before compacting the Raft log past [`Store::consistent_index`].
+    pub fn flush(&self) -> Result<(), MvccError> {
+        let _w = lock(&self.write);
+        let txn = self.db.begin_write()?;
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Serves a range read from a read snapshot (concurrent with applies).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         crate::validate::check_range(req)?;
@@ -201,7 +221,7 @@ impl Store {
         let (current, compact) = counters(&txn)?;
         let rev = resolve_read_rev(req.revision, current, compact)?;
         let kv = txn.open_table(KV)?;
-        read::range(&kv, req, rev)
+        read::range(&kv, req, rev, Some(&self.count_cache))
     }
 
     /// Current revision (1 on an empty store, as etcd).
@@ -282,6 +302,7 @@ impl Store {
         let current = counters(&self.db.begin_read()?)?.0;
         lock(&self.hub).reset(current);
         lock(&self.lessor).demote();
+        lock(&self.count_cache).clear();
         drop(_w);
         self.refresh_usage()?;
         Ok(())

@@ -113,7 +113,7 @@ impl<'t> Writer<'t> {
             WriteRequest::Range(r) => {
                 validate::check_range(r)?;
                 let rev = self.read_rev(r.revision)?;
-                WriteResponse::Range(read::range(&self.kv, r, rev)?)
+                WriteResponse::Range(read::range(&self.kv, r, rev, None)?)
             }
             WriteRequest::Put(p) => {
                 validate::check_put(p)?;
@@ -450,7 +450,7 @@ impl<'t> Writer<'t> {
                     } else {
                         u64::MAX
                     };
-                    let mut resp = read::range(&self.kv, r, rev)?;
+                    let mut resp = read::range(&self.kv, r, rev, None)?;
                     resp.header_revision = 0;
                     ResponseOp::Range(resp)
                 }

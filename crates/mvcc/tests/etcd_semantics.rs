@@ -638,3 +638,74 @@ fn quota_alarm_refuses_writes_but_not_deletes_and_clears() {
     assert!(roomy.store.alarms().unwrap().is_empty());
     roomy.put("b", "1");
 }
+
+#[test]
+fn paginated_counts_at_a_fixed_revision() {
+    let mut h = Harness::new();
+    let n = 9_000;
+    let entries: Vec<(u64, WriteRequest)> = (0..n)
+        .map(|i| {
+            (
+                i as u64 + 1,
+                WriteRequest::Put(put(&format!("p/{i:05}"), "v")),
+            )
+        })
+        .collect();
+    for chunk in entries.chunks(1000) {
+        h.store.apply(chunk).unwrap();
+    }
+    h.index = n as u64;
+    h.delete("p/00100", "p/00200");
+    let rev = h.store.current_revision().unwrap();
+    // later writes must not leak into pages at `rev`
+    h.delete("p/05000", "p/05500");
+    h.put("p/99999", "late");
+    let page = |start: &str, limit: i64| {
+        h.store
+            .range(&RangeRequest {
+                key: start.into(),
+                range_end: b"p0".to_vec(),
+                limit,
+                revision: rev,
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let mut start = "p/".to_string();
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let r = page(&start, 700);
+        assert_eq!(r.count, (n - 100 - seen) as i64, "page {pages}");
+        seen += r.kvs.len();
+        pages += 1;
+        if !r.more {
+            break;
+        }
+        let last = r.kvs.last().unwrap().key.clone();
+        start = String::from_utf8(last).unwrap() + "\0";
+    }
+    assert_eq!(seen, n - 100);
+    assert!(pages > 10);
+    // the current revision sees the later writes
+    let now = h
+        .store
+        .range(&RangeRequest {
+            key: b"p/".to_vec(),
+            range_end: b"p0".to_vec(),
+            count_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(now.count, (n - 100 - 500 + 1) as i64);
+    let mid = h
+        .store
+        .range(&RangeRequest {
+            key: b"p/05100".to_vec(),
+            range_end: b"p0".to_vec(),
+            count_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(mid.count, (n - 5500 + 1) as i64);
+}
