@@ -1,0 +1,147 @@
+//! `sim`: run one seed, or sweep many seeds in parallel.
+//!
+//! ```text
+//! sim --seed N [--trace]                 run one seed (with --trace: print every event)
+//! sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]
+//!                                        sweep seeds S.. on T threads (default: all cores)
+//! ```
+//! Exit status 0 when every seed passed, 1 when one failed, 2 on bad usage.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quorum_sim::{run, sweep, SimConfig};
+
+const USAGE: &str = "usage: sim --seed N [--trace] | sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]";
+
+struct Args {
+    seed: Option<u64>,
+    trace: bool,
+    start: u64,
+    count: u64,
+    threads: usize,
+    minutes: Option<f64>,
+    max_failures: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        seed: None,
+        trace: false,
+        start: 0,
+        count: u64::MAX,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        minutes: None,
+        max_failures: 10,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        let bad = |e: std::num::ParseIntError| e.to_string();
+        match flag.as_str() {
+            "--seed" => a.seed = Some(val()?.parse().map_err(bad)?),
+            "--trace" => a.trace = true,
+            "--start" => a.start = val()?.parse().map_err(bad)?,
+            "--count" => a.count = val()?.parse().map_err(bad)?,
+            "--threads" => a.threads = val()?.parse().map_err(bad)?,
+            "--max-failures" => a.max_failures = val()?.parse().map_err(bad)?,
+            "--minutes" => {
+                a.minutes = Some(
+                    val()?
+                        .parse()
+                        .map_err(|e: std::num::ParseFloatError| e.to_string())?,
+                )
+            }
+            _ => return Err(format!("unknown argument {flag:?}")),
+        }
+    }
+    if a.seed.is_none() && a.count == u64::MAX && a.minutes.is_none() {
+        a.count = 1000;
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sim: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(seed) = args.seed {
+        let mut cfg = SimConfig::from_seed(seed);
+        cfg.trace = args.trace;
+        println!("run: {cfg:?}");
+        return match run(&cfg) {
+            Ok(r) => {
+                println!(
+                    "seed {seed} passed: {} events, {} ops ({} ok, {} failed), {} entries applied, trace hash {:016x}{}",
+                    r.events,
+                    r.ops,
+                    r.ok_ops,
+                    r.failed_ops,
+                    r.applied_entries,
+                    r.trace_hash,
+                    if r.lincheck_unknown { ", lincheck budget exhausted" } else { "" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(f) => {
+                println!("{f}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let deadline = args
+        .minutes
+        .map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0));
+    let start = Instant::now();
+    let last_print = AtomicU64::new(0);
+    let progress = |done: u64, failures: usize| {
+        let secs = start.elapsed().as_secs();
+        if secs >= last_print.load(Ordering::Relaxed) + 10 {
+            last_print.store(secs, Ordering::Relaxed);
+            eprintln!(
+                "[{secs:>5}s] {done} seeds, {failures} failures, {:.1} seeds/s",
+                done as f64 / start.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
+    };
+    println!(
+        "sweeping seeds from {} on {} threads{}",
+        args.start,
+        args.threads,
+        args.minutes
+            .map(|m| format!(" for {m} minutes"))
+            .unwrap_or_default()
+    );
+    let report = sweep(
+        args.start,
+        args.count,
+        args.threads,
+        args.max_failures,
+        deadline,
+        &SimConfig::from_seed,
+        &progress,
+    );
+    for f in &report.failures {
+        println!("{f}\n");
+    }
+    println!(
+        "{} seeds in {:.1}s: {:.2} seeds/s, {:.0} simulated ops/s, {} events, {} lincheck budget exhaustions, {} failures",
+        report.seeds,
+        report.elapsed.as_secs_f64(),
+        report.seeds_per_sec(),
+        report.ops_per_sec(),
+        report.events,
+        report.lincheck_unknown,
+        report.failures.len()
+    );
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,406 @@
+//! The members the simulator drives, behind the small [`Member`] trait so that the node type
+//! can be swapped (today a bare `RawNode<MemStorage>` with a key-value state machine on top,
+//! later the server's deterministic member core).
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use quorum_lincheck::{Input, OpId, Output, State};
+use quorum_raft::{
+    Config, Entry, EntryKind, MemStorage, Message, NodeId, RawNode, ReadState, Role, SoftState,
+    StorageError, NO_NODE,
+};
+
+use crate::kv::{Command, KvStore};
+use crate::trace::fnv;
+
+/// Largest number of client requests one member keeps waiting for an answer.
+pub const MAX_PENDING_REQUESTS: usize = 1024;
+
+/// A client's request to a member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    /// The client.
+    pub client: u64,
+    /// The client's sequence number (for de-duplication).
+    pub seq: u64,
+    /// The operation's id in the history.
+    pub op_id: OpId,
+    /// What to do.
+    pub input: Input,
+}
+
+/// A member's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The operation took effect (or, for a read, was served linearizably) with this answer.
+    Done {
+        /// The operation.
+        op_id: OpId,
+        /// The answer.
+        output: Output,
+    },
+    /// The operation certainly did not take effect (it was refused before being proposed).
+    Refused {
+        /// The operation.
+        op_id: OpId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One entry a member applied, as the checkers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Applied {
+    /// Log index.
+    pub index: u64,
+    /// Entry term.
+    pub term: u64,
+    /// Hash of the entry (term, kind, data).
+    pub hash: u64,
+}
+
+/// The fingerprint of an entry the checkers compare.
+pub fn entry_hash(e: &Entry) -> u64 {
+    let mut buf = Vec::with_capacity(e.data.len() + 17);
+    buf.extend_from_slice(&e.term.to_le_bytes());
+    buf.extend_from_slice(&e.index.to_le_bytes());
+    buf.push(matches!(e.kind, EntryKind::ConfChange) as u8);
+    buf.extend_from_slice(&e.data);
+    fnv(&buf)
+}
+
+/// What one [`Member::drive`] call produced.
+#[derive(Clone, Debug, Default)]
+pub struct MemberOutput {
+    /// Messages to other members.
+    pub messages: Vec<Message>,
+    /// Answers to clients: (client, reply).
+    pub replies: Vec<(u64, Reply)>,
+    /// Entries applied, in order.
+    pub applied: Vec<Applied>,
+    /// Role/leader changes, in order.
+    pub soft_states: Vec<SoftState>,
+    /// Problems worth a trace line (malformed entries, refused messages).
+    pub notes: Vec<String>,
+}
+
+/// A member's volatile state as reported to the checkers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Current role.
+    pub role: Role,
+    /// Known leader.
+    pub leader: NodeId,
+    /// Current term.
+    pub term: u64,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+}
+
+/// A simulated member.
+pub trait Member {
+    /// This member's id.
+    fn id(&self) -> NodeId;
+    /// One clock tick.
+    fn tick(&mut self);
+    /// A message from another member arrives.
+    fn receive(&mut self, msg: Message);
+    /// A client request arrives.
+    fn submit(&mut self, req: ClientRequest);
+    /// Processes everything pending (persist, send, apply), appending the results to `out`.
+    fn drive(&mut self, out: &mut MemberOutput);
+    /// Crashes and restarts: everything not durable is lost.
+    fn crash_restart(&mut self);
+    /// Current volatile state.
+    fn status(&self) -> MemberStatus;
+    /// The durable log entry at `index`, if stored.
+    fn durable_entry(&self, index: u64) -> Option<&Entry>;
+    /// Last index of the durable log.
+    fn durable_last_index(&self) -> u64;
+    /// The state machine's data.
+    fn data(&self) -> &State;
+}
+
+/// Parameters shared by every member of a simulated group.
+#[derive(Clone)]
+pub struct MemberParams {
+    /// All voters.
+    pub voters: Vec<NodeId>,
+    /// The state every state machine starts from.
+    pub initial: State,
+    /// Applied to each member's Raft config (test hooks plant bugs here).
+    pub tweak: Option<fn(&mut Config)>,
+    /// Seed for the members' Raft RNGs.
+    pub seed: u64,
+    /// Byte limit of entries in one Append (1: one entry per message).
+    pub max_msg_bytes: u64,
+}
+
+/// A `RawNode<MemStorage>` with a [`KvStore`] on top.
+///
+/// Durability model: `MemStorage` inside the node is the disk. Each `drive` appends entries
+/// and the hard state to it before `advance()`, so what the node handed to storage survives a
+/// crash and everything else (unstable entries, progress, pending reads, the state machine,
+/// which is rebuilt by re-applying the log) is lost.
+pub struct RaftMember {
+    id: NodeId,
+    params: MemberParams,
+    incarnation: u64,
+    node: RawNode<MemStorage>,
+    kv: KvStore,
+    applied: u64,
+    /// Writes proposed here: op id → client.
+    pending_writes: HashMap<OpId, u64>,
+    /// Reads waiting for their ReadState: context → request.
+    pending_reads: HashMap<Bytes, ClientRequest>,
+    /// Reads with a read index, waiting for apply to reach it.
+    ready_reads: Vec<(u64, ClientRequest)>,
+    /// Answers produced outside `drive` (refusals), flushed by the next `drive`.
+    early_replies: Vec<(u64, Reply)>,
+    notes: Vec<String>,
+}
+
+impl RaftMember {
+    /// A fresh member of the group described by `params`.
+    pub fn new(id: NodeId, params: MemberParams) -> Result<Self, quorum_raft::RaftError> {
+        let storage = MemStorage::new_with_conf_state(quorum_raft::ConfState {
+            voters: params.voters.clone(),
+            ..Default::default()
+        });
+        let node = RawNode::new(&Self::config(id, &params, 0), storage)?;
+        Ok(RaftMember {
+            id,
+            kv: KvStore::new(params.initial.clone()),
+            params,
+            incarnation: 0,
+            node,
+            applied: 0,
+            pending_writes: HashMap::new(),
+            pending_reads: HashMap::new(),
+            ready_reads: Vec::new(),
+            early_replies: Vec::new(),
+            notes: Vec::new(),
+        })
+    }
+
+    fn config(id: NodeId, params: &MemberParams, incarnation: u64) -> Config {
+        let mut c = Config::new(id);
+        c.seed = params
+            .seed
+            .wrapping_mul(31)
+            .wrapping_add(id)
+            .wrapping_add(incarnation << 32);
+        c.max_size_per_msg = params.max_msg_bytes;
+        c.max_inflight_msgs = 64;
+        if let Some(tweak) = params.tweak {
+            tweak(&mut c);
+        }
+        c
+    }
+
+    fn refuse(&mut self, req: &ClientRequest, reason: String) {
+        self.early_replies.push((
+            req.client,
+            Reply::Refused {
+                op_id: req.op_id,
+                reason,
+            },
+        ));
+    }
+
+    fn apply_entry(&mut self, e: &Entry, out: &mut MemberOutput) {
+        debug_assert_eq!(e.index, self.applied + 1, "entries applied out of order");
+        self.applied = e.index;
+        out.applied.push(Applied {
+            index: e.index,
+            term: e.term,
+            hash: entry_hash(e),
+        });
+        if e.kind != EntryKind::Normal || e.data.is_empty() {
+            return;
+        }
+        match Command::decode(&e.data) {
+            Ok(cmd) => {
+                let output = self.kv.apply(&cmd);
+                if let Some(client) = self.pending_writes.remove(&cmd.op_id) {
+                    out.replies.push((
+                        client,
+                        Reply::Done {
+                            op_id: cmd.op_id,
+                            output,
+                        },
+                    ));
+                }
+            }
+            Err(err) => out
+                .notes
+                .push(format!("n{} entry {}: {err}", self.id, e.index)),
+        }
+    }
+
+    fn serve_reads(&mut self, out: &mut MemberOutput) {
+        let applied = self.applied;
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready_reads)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.ready_reads = later;
+        for (_, req) in now {
+            out.replies.push((
+                req.client,
+                Reply::Done {
+                    op_id: req.op_id,
+                    output: self.kv.read(&req.input),
+                },
+            ));
+        }
+    }
+
+    fn persist(&mut self, rd: &quorum_raft::Ready) -> Result<(), StorageError> {
+        let storage = self.node.storage_mut();
+        if let Some(snapshot) = &rd.snapshot {
+            storage.apply_snapshot(snapshot.clone())?;
+        }
+        if !rd.entries.is_empty() {
+            storage.append(&rd.entries)?;
+        }
+        if let Some(hs) = rd.hard_state {
+            storage.set_hard_state(hs);
+        }
+        Ok(())
+    }
+
+    fn take_read_state(&mut self, rs: ReadState) {
+        if let Some(req) = self.pending_reads.remove(&rs.request_ctx) {
+            self.ready_reads.push((rs.index, req));
+        }
+    }
+}
+
+impl Member for RaftMember {
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn tick(&mut self) {
+        self.node.tick();
+    }
+
+    fn receive(&mut self, msg: Message) {
+        if let Err(err) = self.node.step(msg) {
+            self.notes.push(format!("n{} step: {err}", self.id));
+        }
+    }
+
+    fn submit(&mut self, req: ClientRequest) {
+        if self.pending_writes.len() + self.pending_reads.len() + self.ready_reads.len()
+            >= MAX_PENDING_REQUESTS
+        {
+            self.refuse(&req, "too many pending requests".into());
+            return;
+        }
+        if req.input.is_read_only() {
+            let ctx = Bytes::from(req.op_id.to_le_bytes().to_vec());
+            match self.node.read_index(ctx.clone()) {
+                Ok(()) => {
+                    self.pending_reads.insert(ctx, req);
+                }
+                Err(err) => self.refuse(&req, err.to_string()),
+            }
+            return;
+        }
+        let cmd = Command {
+            client: req.client,
+            seq: req.seq,
+            op_id: req.op_id,
+            input: req.input.clone(),
+        };
+        match self.node.propose(cmd.encode()) {
+            Ok(()) => {
+                self.pending_writes.insert(req.op_id, req.client);
+            }
+            Err(err) => self.refuse(&req, err.to_string()),
+        }
+    }
+
+    fn drive(&mut self, out: &mut MemberOutput) {
+        out.replies.append(&mut self.early_replies);
+        out.notes.append(&mut self.notes);
+        while self.node.has_ready() {
+            let rd = self.node.ready();
+            if let Some(ss) = rd.soft_state {
+                out.soft_states.push(ss);
+            }
+            out.messages.extend(rd.messages.iter().cloned());
+            if let Err(err) = self.persist(&rd) {
+                out.notes.push(format!("n{} persist: {err}", self.id));
+            }
+            out.messages.extend(rd.persisted_messages.iter().cloned());
+            for e in &rd.committed_entries {
+                self.apply_entry(e, out);
+            }
+            for rs in rd.read_states {
+                self.take_read_state(rs);
+            }
+            self.node.advance();
+            self.serve_reads(out);
+        }
+        self.serve_reads(out);
+    }
+
+    fn crash_restart(&mut self) {
+        self.incarnation += 1;
+        let disk = self.node.storage().clone();
+        let config = Self::config(self.id, &self.params, self.incarnation);
+        match RawNode::new(&config, disk) {
+            Ok(node) => self.node = node,
+            Err(err) => self
+                .notes
+                .push(format!("n{} restart failed: {err}", self.id)),
+        }
+        self.kv = KvStore::new(self.params.initial.clone());
+        self.applied = 0;
+        self.pending_writes.clear();
+        self.pending_reads.clear();
+        self.ready_reads.clear();
+        self.early_replies.clear();
+    }
+
+    fn status(&self) -> MemberStatus {
+        let st = self.node.status();
+        MemberStatus {
+            role: st.soft_state.role,
+            leader: st.soft_state.leader,
+            term: st.hard_state.term,
+            commit: st.hard_state.commit,
+            applied: self.applied,
+        }
+    }
+
+    fn durable_entry(&self, index: u64) -> Option<&Entry> {
+        let entries = self.node.storage().all_entries();
+        let first = entries.first()?.index;
+        let e = entries.get(usize::try_from(index.checked_sub(first)?).ok()?)?;
+        debug_assert_eq!(e.index, index);
+        Some(e)
+    }
+
+    fn durable_last_index(&self) -> u64 {
+        self.node
+            .storage()
+            .all_entries()
+            .last()
+            .map_or(0, |e| e.index)
+    }
+
+    fn data(&self) -> &State {
+        self.kv.data()
+    }
+}
+
+/// Whether `status` describes a leader that knows it leads.
+pub fn is_leader(status: &MemberStatus, id: NodeId) -> bool {
+    status.role == Role::Leader && (status.leader == id || status.leader == NO_NODE)
+}
