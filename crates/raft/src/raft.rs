@@ -520,10 +520,10 @@ impl<S: Storage> Raft<S> {
                 _ => self.become_follower(m.term, NO_NODE),
             }
         } else if m.term < self.term {
-            if (self.check_quorum || self.pre_vote)
-                && matches!(m.msg_type, MessageType::Heartbeat | MessageType::Append)
-            {
-                // Tell a stale leader about the newer term, so it steps down.
+            if matches!(m.msg_type, MessageType::Heartbeat | MessageType::Append) {
+                // Tell a stale leader about the newer term, so it steps down. Needed because
+                // members in a leader's lease ignore vote requests: without this answer a
+                // member whose term ran ahead (no PreVote) could never rejoin.
                 self.send(Message {
                     msg_type: MessageType::AppendResponse,
                     to: m.from,
@@ -768,22 +768,14 @@ impl<S: Storage> Raft<S> {
         if meta.index <= self.raft_log.committed {
             return false;
         }
-        let cs = &meta.conf_state;
-        let member = cs
-            .voters
-            .iter()
-            .chain(&cs.learners)
-            .chain(&cs.voters_outgoing)
-            .any(|id| *id == self.id);
-        if !member {
-            return false;
-        }
+        // No membership check: the snapshot may predate this member's (re-)addition, which
+        // the entries after it carry; a non-voter never campaigns anyway.
         if self.raft_log.match_term(meta.index, meta.term) {
             // We already have the snapshot's entries: just fast-forward the commit.
             self.raft_log.commit_to(meta.index);
             return false;
         }
-        let cs = cs.clone();
+        let cs = meta.conf_state.clone();
         if self.install_conf_state(&cs).is_err() {
             return false;
         }
@@ -1007,6 +999,14 @@ impl<S: Storage> Raft<S> {
                     "not in a joint configuration".into(),
                 ));
             }
+            // No conf change is pending, so the configuration it will be applied to is the
+            // current one: refuse now what would fail then.
+            Changer {
+                tracker: &self.tracker,
+                last_index: li,
+            }
+            .apply(&cc)
+            .map_err(|err| ProposeError::InvalidConfChange(err.to_string()))?;
             pending = li + 1 + i as u64;
         }
         let size: u64 = ents.iter().map(|e| e.data.len() as u64).sum();

@@ -28,6 +28,8 @@ pub struct Network {
     images: BTreeMap<u64, Vec<Entry>>,
     /// Highest index each member applied (for restarts).
     applied_index: BTreeMap<NodeId, u64>,
+    /// Seeded chaos: (rng, drop per-mille, duplicate per-mille, reorder).
+    chaos: Option<(rand_chacha::ChaCha8Rng, u32, u32, bool)>,
     /// Every message delivered, for assertions.
     pub delivered: Vec<Message>,
 }
@@ -94,6 +96,7 @@ impl Network {
             drop_types: Vec::new(),
             applied_index: BTreeMap::new(),
             images: BTreeMap::new(),
+            chaos: None,
             down: BTreeSet::new(),
             queue: VecDeque::new(),
             delivered: Vec::new(),
@@ -188,8 +191,10 @@ impl Network {
         for e in rd.committed_entries {
             if e.kind == EntryKind::ConfChange {
                 let cc = ConfChange::decode(&e.data).unwrap();
-                let cs = node.apply_conf_change(&cc).unwrap();
-                node.storage_mut().set_conf_state(cs);
+                // A committed change that cannot be applied is a no-op on every member.
+                if let Ok(cs) = node.apply_conf_change(&cc) {
+                    node.storage_mut().set_conf_state(cs);
+                }
             } else if !e.data.is_empty() {
                 self.applied.get_mut(&id).unwrap().push(e);
             }
@@ -211,7 +216,7 @@ impl Network {
             for id in ids {
                 busy |= self.process_ready(id);
             }
-            while let Some(m) = self.queue.pop_front() {
+            while let Some(m) = self.pop_message() {
                 busy = true;
                 self.deliver(m);
             }
@@ -219,15 +224,106 @@ impl Network {
                 return;
             }
         }
-        panic!("network did not stabilize");
+        let tail: Vec<String> = self
+            .delivered
+            .iter()
+            .rev()
+            .take(12)
+            .map(|m| {
+                format!(
+                    "{:?} {}->{} t{} i{} lt{} c{} n{} rej{} hint{}",
+                    m.msg_type,
+                    m.from,
+                    m.to,
+                    m.term,
+                    m.index,
+                    m.log_term,
+                    m.commit,
+                    m.entries.len(),
+                    m.reject,
+                    m.reject_hint
+                )
+            })
+            .collect();
+        panic!(
+            "network did not stabilize; last messages:\n{}",
+            tail.join("\n")
+        );
+    }
+
+    /// Drops, duplicates and reorders messages from now on (deterministically from `seed`).
+    pub fn set_chaos(&mut self, seed: u64, drop_per_mille: u32, dup_per_mille: u32, reorder: bool) {
+        use rand::SeedableRng;
+        self.chaos = Some((
+            rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            drop_per_mille,
+            dup_per_mille,
+            reorder,
+        ));
+    }
+
+    /// Turns chaos off.
+    pub fn calm(&mut self) {
+        self.chaos = None;
+    }
+
+    fn pop_message(&mut self) -> Option<Message> {
+        use rand::RngExt;
+        let Some((rng, drop, dup, reorder)) = self.chaos.as_mut() else {
+            return self.queue.pop_front();
+        };
+        let mut lost = Vec::new();
+        let mut picked = None;
+        loop {
+            if self.queue.is_empty() {
+                break;
+            }
+            let i = if *reorder {
+                rng.random_range(0..self.queue.len())
+            } else {
+                0
+            };
+            let m = self.queue.remove(i)?;
+            if rng.random_range(0..1000) < *drop {
+                lost.push(m);
+                continue;
+            }
+            if rng.random_range(0..1000) < *dup {
+                self.queue.push_back(m.clone());
+            }
+            picked = Some(m);
+            break;
+        }
+        for m in lost {
+            self.report_lost(&m);
+        }
+        picked
+    }
+
+    /// True if `id` is crashed.
+    pub fn is_down(&self, id: NodeId) -> bool {
+        self.down.contains(&id)
+    }
+
+    /// The transport tells the sender that a snapshot did not arrive (Appends are simply
+    /// lost: Raft retries them by itself).
+    fn report_lost(&mut self, m: &Message) {
+        if m.msg_type == MessageType::Snapshot && !self.down.contains(&m.from) {
+            if let Some(sender) = self.nodes.get_mut(&m.from) {
+                sender.report_snapshot(m.to, false);
+            }
+        }
     }
 
     fn deliver(&mut self, m: Message) {
+        if self.drop_types.contains(&m.msg_type) {
+            return; // lost silently
+        }
         if self.cut.contains(&(m.from, m.to))
             || self.down.contains(&m.from)
             || self.down.contains(&m.to)
-            || self.drop_types.contains(&m.msg_type)
         {
+            self.report_lost(&m);
             return;
         }
         let Some(node) = self.nodes.get_mut(&m.to) else {
@@ -245,7 +341,12 @@ impl Network {
 
     /// Snapshots `id`'s state machine at its applied index and compacts its log up to it.
     pub fn compact(&mut self, id: NodeId) {
-        let index = self.applied_index[&id];
+        let index = self.applied_index.get(&id).copied().unwrap_or(0);
+        let node = &self.nodes[&id];
+        let snap_index = node.storage().snapshot(0).unwrap().metadata.index;
+        if index <= snap_index || index < node.storage().first_index().unwrap() {
+            return;
+        }
         let image = self.applied[&id].clone();
         self.images.insert(index, image);
         let node = self.nodes.get_mut(&id).unwrap();

@@ -196,3 +196,29 @@ fn new_member_with_empty_storage_gets_a_snapshot() {
     assert_eq!(net.nodes[&4].status().conf_state.voters, vec![1, 2, 3, 4]);
     assert_eq!(net.applied_data(4), vec![Bytes::from_static(b"a")]);
 }
+
+#[test]
+fn invalid_conf_changes_are_refused_at_proposal() {
+    let mut net = Network::new(1, true, true);
+    net.campaign(1);
+    assert!(matches!(
+        net.node(1).propose_conf_change(cc(
+            ConfChangeTransition::Auto,
+            &[(ConfChangeType::RemoveNode, 1)]
+        )),
+        Err(ProposeError::InvalidConfChange(_))
+    ));
+    let mut net = Network::new(3, true, true);
+    net.campaign(1);
+    assert!(matches!(
+        net.node(1).propose_conf_change(cc(
+            ConfChangeTransition::Auto,
+            &[
+                (ConfChangeType::RemoveNode, 1),
+                (ConfChangeType::RemoveNode, 2),
+                (ConfChangeType::RemoveNode, 3)
+            ]
+        )),
+        Err(ProposeError::InvalidConfChange(_))
+    ));
+}
