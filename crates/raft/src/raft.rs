@@ -27,11 +27,21 @@ pub const MAX_ENTRIES_PER_PROPOSAL: usize = 64 * 1024;
 /// Upper bound on reads a new leader queues until it commits an entry of its term.
 pub const MAX_READS_BEFORE_COMMIT: usize = 4096;
 
-/// The state machine. Fields are public to the crate; the invariants are:
-/// - `term` never decreases; `vote` changes only when `term` changes or from `NO_NODE`;
-/// - the leader only appends to its log (Leader Append-Only) and commits only entries of its
-///   own term by counting (Figure 8);
-/// - `raft_log.committed` never decreases and committed entries are never replaced.
+/// The state machine. Fields are public to the crate. The five properties of Raft (paper,
+/// Figure 3) and where they are asserted:
+/// - Election Safety: one vote per term (`handle_vote_request`), a leader holds its own vote
+///   (`become_leader`); `term` never decreases (`reset`).
+/// - Leader Append-Only: the leader's log only grows (`append_entries`); it never takes the
+///   follower path that truncates.
+/// - Log Matching: entries are appended only after a matching (index, term) and must be
+///   contiguous (`RaftLog::maybe_append`, `Unstable::truncate_and_append`).
+/// - Leader Completeness: a new leader's log reaches its commit index (`become_leader`);
+///   votes go only to up-to-date logs (`RaftLog::is_up_to_date`); commitment by counting
+///   only in the leader's own term (`RaftLog::maybe_commit`, Figure 8).
+/// - State Machine Safety: committed entries are never replaced (`RaftLog::append`,
+///   refused as a typed error on the network path in `maybe_append`), commit never
+///   decreases (`commit_to`, `RawNode::ready`), only committed and durable entries are
+///   handed out for applying (`RaftLog::next_committed_entries`, `applied_to`).
 pub(crate) struct Raft<S: Storage> {
     pub id: NodeId,
     pub term: u64,
@@ -367,6 +377,10 @@ impl<S: Storage> Raft<S> {
         self.reset(term);
         self.lead = self.id;
         self.role = Role::Leader;
+        // Election Safety: a leader won with its own vote in this term.
+        assert_eq!(self.vote, self.id, "leader must have voted for itself");
+        // Leader Completeness (local part): the log holds everything known committed.
+        assert!(self.raft_log.last_index() >= self.raft_log.committed);
         if let Some(pr) = self.tracker.progress.get_mut(&self.id) {
             pr.become_replicate();
             pr.matched = self.raft_log.persisted_index();

@@ -1,5 +1,7 @@
 //! Behavioural tests of the state machine, mostly through the in-memory network harness.
 
+#[cfg(feature = "bug-injection")]
+mod bugs;
 mod chaos;
 mod election;
 mod membership;
