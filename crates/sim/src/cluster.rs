@@ -94,6 +94,8 @@ pub struct SimConfig {
     /// Byte limit of entries in one Append (1: one entry per message, which exposes
     /// commit-rule bugs that batching hides).
     pub max_msg_bytes: u64,
+    /// The gap between two fault injections is drawn from this range (µs).
+    pub fault_interval_us: (u64, u64),
 }
 
 impl fmt::Debug for SimConfig {
@@ -149,6 +151,7 @@ impl SimConfig {
             tweak: None,
             log_check_every: 2_000,
             max_msg_bytes: [1, 512, 64 * 1024][rng.below(3) as usize],
+            fault_interval_us: (50_000, 400_000),
         }
     }
 }
@@ -691,7 +694,8 @@ impl<M: Member> Sim<M> {
                 }
             }
         }
-        let at = self.now + self.rng.range(50_000, 400_000);
+        let (lo, hi) = self.cfg.fault_interval_us;
+        let at = self.now + self.rng.range(lo, hi);
         self.schedule(at, Event::Fault);
         Ok(())
     }
