@@ -181,9 +181,6 @@ impl WatchHub {
         req: &WatchCreateRequest,
         tx: Sender<WatchResponse>,
     ) -> Result<WatchId, MvccError> {
-        if req.key.is_empty() {
-            return Err(MvccError::EmptyKey);
-        }
         if self.watchers.len() >= self.opts.max_watchers {
             return Err(MvccError::Storage("too many watchers".to_string()));
         }
