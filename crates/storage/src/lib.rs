@@ -10,8 +10,11 @@
 //! whole Ready — and only then tell Raft the Ready is persisted.
 //!
 //! # On disk
-//! See [`record`](crate) framing: `len | crc32c | type | payload` records in segment files
-//! `<seq>-<base>.wal`, each starting with a header (identity, seq, base) and a state record.
+//! Segment files `<seq:016x>-<base:016x>.wal`, preallocated, holding records framed as
+//! `len u32 | crc32c u32 | type u8 | payload` (CRC over type and payload). Each segment starts
+//! with a header record (identity, seq, base index) and a state record (hard state,
+//! compaction point, configuration), so segments before a compaction point can be deleted.
+//! See the crate's README.md for the format, the recovery rules and the benchmark figures.
 
 #![warn(missing_docs)]
 

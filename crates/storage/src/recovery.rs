@@ -90,6 +90,13 @@ pub(crate) fn recover<F: FileSystem>(
         fs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
     }
     if segments.is_empty() {
+        // The directory itself may be new: make its entry in the parent durable too.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs.sync_dir(&parent)
+            .map_err(io_err("fsync directory", &parent))?;
         let state = LogState::default();
         let (info, file, offset) =
             segment::create_segment(fs, dir, identity, 0, 1, &state.state_record(), opts)?;
