@@ -192,6 +192,9 @@ pub struct SimFailure {
     pub time_us: u64,
     /// The last events before the failure.
     pub recent_events: Vec<String>,
+    /// The client history recorded up to the failure (operations still pending have an
+    /// unknown outcome), for `lincheck` and offline analysis.
+    pub history: Option<quorum_lincheck::History>,
 }
 
 impl fmt::Display for SimFailure {
@@ -299,6 +302,7 @@ pub fn run_with<M: Member>(
                     detail: e,
                     time_us: 0,
                     recent_events: vec![],
+                    history: None,
                 }))
             }
         }
@@ -353,6 +357,7 @@ impl<M: Member> Sim<M> {
             detail: v.detail,
             time_us: self.now,
             recent_events: self.trace.recent(),
+            history: self.recorder.clone().into_history().ok(),
         }
     }
 
@@ -808,11 +813,14 @@ impl<M: Member> Sim<M> {
                 }
             }
         }
-        let recorder = std::mem::take(&mut self.recorder);
-        let history = recorder.into_history().map_err(|e| Violation {
-            check: "history",
-            detail: e.to_string(),
-        })?;
+        let history = self
+            .recorder
+            .clone()
+            .into_history()
+            .map_err(|e| Violation {
+                check: "history",
+                detail: e.to_string(),
+            })?;
         let mut checker = Checker::new();
         checker.initial = initial_state(self.cfg.workload);
         checker.budget.max_steps = 3_000_000;

@@ -4,22 +4,23 @@
 //!
 //! Each hunt uses the fault mix that exposes its bug (as a Jepsen nemesis would be chosen).
 
+use quorum_lincheck::{Checker, History, Verdict};
 use quorum_raft::Config;
 use quorum_sim::workload::Workload;
-use quorum_sim::{sweep, FaultMix, SimConfig};
+use quorum_sim::{sweep, FaultMix, SimConfig, SimFailure};
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Runs seeds `0..max_seeds` configured by `configure`, with the bug planted by `tweak`, and
-/// returns the first failure's check. Panics if no seed catches it.
+/// returns the first failure. Panics if no seed catches it.
 fn hunt(
     name: &str,
     max_seeds: u64,
     configure: fn(u64) -> SimConfig,
     tweak: fn(&mut Config),
-) -> String {
+) -> SimFailure {
     let planted = |seed: u64| {
         let mut cfg = configure(seed);
         cfg.tweak = Some(tweak);
@@ -42,7 +43,7 @@ fn hunt(
     if let Err(f) = quorum_sim::run(&clean) {
         panic!("seed {} fails even without the bug:\n{f}", failure.seed);
     }
-    failure.check.clone()
+    failure.clone()
 }
 
 fn all_faults(seed: u64) -> SimConfig {
@@ -70,18 +71,28 @@ fn stale_leaders(seed: u64) -> SimConfig {
 
 #[test]
 fn vote_without_log_check_is_caught() {
-    let check = hunt("vote without log check", 40, all_faults, |c| {
+    let failure = hunt("vote without log check", 40, all_faults, |c| {
         c.bug_vote_without_log_check = true
     });
-    assert_eq!(check, "leader completeness");
+    assert_eq!(failure.check, "leader completeness");
 }
 
 #[test]
 fn read_index_without_quorum_is_caught() {
-    let check = hunt("read index without quorum", 80, stale_leaders, |c| {
+    let failure = hunt("read index without quorum", 80, stale_leaders, |c| {
         c.bug_read_index_without_quorum = true
     });
-    assert_eq!(check, "linearizability");
+    assert_eq!(failure.check, "linearizability");
+    // The recorded history, exported in the JSON-lines format and read back as another
+    // process would, is rejected by the checker on its own.
+    let history = failure.history.expect("failure carries its history");
+    let mut buf = Vec::new();
+    history.write_json_lines(&mut buf).unwrap();
+    let reread = History::read_json_lines(buf.as_slice()).unwrap();
+    assert!(matches!(
+        Checker::new().check(&reread),
+        Verdict::NotLinearizable(_)
+    ));
 }
 
 #[test]

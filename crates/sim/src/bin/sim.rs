@@ -1,7 +1,9 @@
 //! `sim`: run one seed, or sweep many seeds in parallel.
 //!
 //! ```text
-//! sim --seed N [--trace]                 run one seed (with --trace: print every event)
+//! sim --seed N [--trace] [--history F]   run one seed (with --trace: print every event; on
+//!                                        failure, --history writes the client history to F
+//!                                        in lincheck's JSON-lines format)
 //! sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]
 //!                                        sweep seeds S.. on T threads (default: all cores)
 //! ```
@@ -13,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use quorum_sim::{run, sweep, SimConfig};
 
-const USAGE: &str = "usage: sim --seed N [--trace] | sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]";
+const USAGE: &str = "usage: sim --seed N [--trace] [--history FILE] | sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]";
 
 struct Args {
     seed: Option<u64>,
     trace: bool,
+    history: Option<String>,
     start: u64,
     count: u64,
     threads: usize,
@@ -29,6 +32,7 @@ fn parse() -> Result<Args, String> {
     let mut a = Args {
         seed: None,
         trace: false,
+        history: None,
         start: 0,
         count: u64::MAX,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -42,6 +46,7 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--seed" => a.seed = Some(val()?.parse().map_err(bad)?),
             "--trace" => a.trace = true,
+            "--history" => a.history = Some(val()?),
             "--start" => a.start = val()?.parse().map_err(bad)?,
             "--count" => a.count = val()?.parse().map_err(bad)?,
             "--threads" => a.threads = val()?.parse().map_err(bad)?,
@@ -90,6 +95,15 @@ fn main() -> ExitCode {
             }
             Err(f) => {
                 println!("{f}");
+                if let (Some(path), Some(history)) = (&args.history, &f.history) {
+                    let written = std::fs::File::create(path)
+                        .map_err(quorum_lincheck::HistoryError::from)
+                        .and_then(|file| history.write_json_lines(std::io::BufWriter::new(file)));
+                    match written {
+                        Ok(()) => println!("history written to {path}"),
+                        Err(e) => eprintln!("sim: writing {path}: {e}"),
+                    }
+                }
                 ExitCode::from(1)
             }
         };
