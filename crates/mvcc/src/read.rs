@@ -115,10 +115,13 @@ pub(crate) fn get<T: KvTable>(kv: &T, key: &[u8], rev: u64) -> Result<Option<Key
 }
 
 /// Serves a range request at the already validated revision `rev`, as etcd's apply `Range`.
+/// `header` is the store revision reported in the response (etcd reports the current
+/// revision, not the one read at).
 pub(crate) fn range<T: KvTable>(
     kv: &T,
     req: &RangeRequest,
     rev: u64,
+    header: u64,
     cache: Option<&Mutex<CountCache>>,
 ) -> Result<RangeResponse, MvccError> {
     let filtered = req.min_mod_revision != 0
@@ -241,7 +244,7 @@ pub(crate) fn range<T: KvTable>(
         }
     }
     Ok(RangeResponse {
-        header_revision: rev_i64(rev),
+        header_revision: rev_i64(header),
         kvs,
         more,
         count,

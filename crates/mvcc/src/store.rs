@@ -221,7 +221,7 @@ impl Store {
         let (current, compact) = counters(&txn)?;
         let rev = resolve_read_rev(req.revision, current, compact)?;
         let kv = txn.open_table(KV)?;
-        read::range(&kv, req, rev, Some(&self.count_cache))
+        read::range(&kv, req, rev, current, Some(&self.count_cache))
     }
 
     /// Current revision (1 on an empty store, as etcd).

@@ -113,7 +113,7 @@ impl<'t> Writer<'t> {
             WriteRequest::Range(r) => {
                 validate::check_range(r)?;
                 let rev = self.read_rev(r.revision)?;
-                WriteResponse::Range(read::range(&self.kv, r, rev, None)?)
+                WriteResponse::Range(read::range(&self.kv, r, rev, self.current, None)?)
             }
             WriteRequest::Put(p) => {
                 validate::check_put(p)?;
@@ -142,8 +142,7 @@ impl<'t> Writer<'t> {
                 self.check_txn_state(t, &path)?;
                 let mut resp = self.txn(t, &path)?;
                 self.finish_request();
-                let rev = rev_i64(self.current);
-                set_txn_revision(&mut resp, rev);
+                resp.header_revision = rev_i64(self.current);
                 WriteResponse::Txn(resp)
             }
             WriteRequest::Compaction(c) => {
@@ -192,6 +191,16 @@ impl<'t> Writer<'t> {
         if self.sub > 0 {
             self.current += 1;
             self.sub = 0;
+        }
+    }
+
+    /// The revision etcd reports inside a txn: the txn's revision once it has written
+    /// something, else the current one.
+    fn txn_revision(&self) -> u64 {
+        if self.sub > 0 {
+            self.main()
+        } else {
+            self.current
         }
     }
 
@@ -450,14 +459,20 @@ impl<'t> Writer<'t> {
                     } else {
                         u64::MAX
                     };
-                    let mut resp = read::range(&self.kv, r, rev, None)?;
-                    resp.header_revision = 0;
-                    ResponseOp::Range(resp)
+                    let header = self.txn_revision();
+                    ResponseOp::Range(read::range(&self.kv, r, rev, header, None)?)
                 }
-                RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
+                RequestOp::Put(p) => {
+                    let mut resp = self.put(p)?;
+                    resp.header_revision = rev_i64(self.txn_revision());
+                    ResponseOp::Put(resp)
+                }
                 RequestOp::DeleteRange(d) => {
-                    ResponseOp::DeleteRange(self.delete_range(&d.key, &d.range_end, d.prev_kv)?)
+                    let mut resp = self.delete_range(&d.key, &d.range_end, d.prev_kv)?;
+                    resp.header_revision = rev_i64(self.txn_revision());
+                    ResponseOp::DeleteRange(resp)
                 }
+                // etcd leaves the header of a nested txn response empty (revision 0)
                 RequestOp::Txn(inner) => ResponseOp::Txn(self.txn_at(inner, path, pos)?),
             };
             responses.push(r);
@@ -618,18 +633,6 @@ pub(crate) fn txn_has_puts(t: &TxnRequest) -> bool {
         RequestOp::Txn(inner) => txn_has_puts(inner),
         _ => false,
     })
-}
-
-fn set_txn_revision(resp: &mut TxnResponse, rev: i64) {
-    resp.header_revision = rev;
-    for r in &mut resp.responses {
-        match r {
-            ResponseOp::Range(x) => x.header_revision = rev,
-            ResponseOp::Put(x) => x.header_revision = rev,
-            ResponseOp::DeleteRange(x) => x.header_revision = rev,
-            ResponseOp::Txn(x) => set_txn_revision(x, rev),
-        }
-    }
 }
 
 /// etcd's `compareKV`: a missing or mismatched operand compares against the zero value.

@@ -35,6 +35,11 @@ fn revisions_versions_and_generations() {
     );
     // history
     assert_eq!(h.range("a", "", 3).unwrap().kvs[0].value, b"2");
+    assert_eq!(
+        h.range("a", "", 3).unwrap().header_revision,
+        5,
+        "etcd reports the current revision, not the one read at"
+    );
     assert!(h.range("a", "", 4).unwrap().kvs.is_empty());
     let err = h.range("a", "", 6).unwrap_err();
     assert_eq!(err, MvccError::FutureRevision);
@@ -306,7 +311,20 @@ fn txn_compares_branches_and_limits() {
         })],
         failure: vec![],
     };
-    h.apply(WriteRequest::Txn(nested)).unwrap();
+    let WriteResponse::Txn(r) = h.apply(WriteRequest::Txn(nested)).unwrap() else {
+        panic!()
+    };
+    let ResponseOp::Txn(inner) = &r.responses[0] else {
+        panic!()
+    };
+    assert_eq!(
+        inner.header_revision, 0,
+        "etcd leaves nested txn headers empty"
+    );
+    let ResponseOp::Put(p) = &inner.responses[0] else {
+        panic!()
+    };
+    assert_eq!(p.header_revision, r.header_revision);
     assert_eq!(h.get("n").unwrap().value, b"1");
     let dup = TxnRequest {
         success: vec![RequestOp::Put(put("d", "1")), RequestOp::Put(put("d", "2"))],

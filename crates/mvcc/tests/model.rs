@@ -99,6 +99,11 @@ impl Model {
     }
 
     fn range(&self, r: &RangeRequest, rev: i64) -> RangeResponse {
+        self.range_with_header(r, rev, self.current)
+    }
+
+    /// etcd reports the current revision in the header, not the one read at.
+    fn range_with_header(&self, r: &RangeRequest, rev: i64, header: i64) -> RangeResponse {
         let all = self.live_in(&r.key, &r.range_end, rev);
         let count = all.len() as i64;
         let mut kvs = all;
@@ -108,7 +113,7 @@ impl Model {
             more = true;
         }
         RangeResponse {
-            header_revision: rev,
+            header_revision: header,
             kvs,
             more,
             count,
@@ -196,23 +201,41 @@ impl Model {
                 }
                 let mut responses = vec![];
                 for op in ops {
-                    responses.push(match op {
+                    let r = match op {
                         RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
                         RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete(d)),
-                        RequestOp::Range(r) => ResponseOp::Range(self.range(r, i64::MAX)),
+                        RequestOp::Range(r) => {
+                            let h = if self.writing {
+                                self.main()
+                            } else {
+                                self.current
+                            };
+                            ResponseOp::Range(self.range_with_header(r, i64::MAX, h))
+                        }
                         RequestOp::Txn(_) => unreachable!(),
+                    };
+                    // etcd: the txn's revision once it wrote something, else the current one
+                    let h = if self.writing {
+                        self.main()
+                    } else {
+                        self.current
+                    };
+                    responses.push(match r {
+                        ResponseOp::Put(x) => ResponseOp::Put(PutResponse {
+                            header_revision: h,
+                            ..x
+                        }),
+                        ResponseOp::DeleteRange(x) => {
+                            ResponseOp::DeleteRange(DeleteRangeResponse {
+                                header_revision: h,
+                                ..x
+                            })
+                        }
+                        other => other,
                     });
                 }
                 self.end_request();
                 let rev = self.current;
-                for r in &mut responses {
-                    match r {
-                        ResponseOp::Put(x) => x.header_revision = rev,
-                        ResponseOp::DeleteRange(x) => x.header_revision = rev,
-                        ResponseOp::Range(x) => x.header_revision = rev,
-                        ResponseOp::Txn(_) => unreachable!(),
-                    }
-                }
                 WriteResponse::Txn(TxnResponse {
                     header_revision: rev,
                     succeeded: ok,
