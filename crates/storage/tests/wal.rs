@@ -463,3 +463,43 @@ fn leftover_temporary_segment_is_removed() {
     assert_eq!(log.last_index(), 3);
     assert!(!fs.exists(Path::new(&tmp)).unwrap());
 }
+
+#[test]
+fn a_failed_fdatasync_poisons_the_log_and_recovery_sees_only_synced_data() {
+    let fs = SimFs::new(21);
+    let (mut log, _) = open(&fs, small());
+    log.save(Some(hs(1, 1, 0)), &entries(1..=3, 1)).unwrap();
+    log.append(Some(hs(1, 1, 3)), &entries(4..=5, 1)).unwrap();
+    fs.fail_next_syncs(1);
+    assert!(matches!(log.sync(), Err(Error::Io { .. })));
+    assert!(matches!(log.sync(), Err(Error::Poisoned)));
+    assert!(matches!(
+        log.append(None, &entries(6..=6, 1)),
+        Err(Error::Poisoned)
+    ));
+    drop(log);
+    fs.crash();
+    let (log, _) = open(&fs, small());
+    assert_eq!(all_entries(&log), entries(1..=3, 1));
+}
+
+#[test]
+fn a_failed_write_poisons_the_log() {
+    let fs = SimFs::new(22);
+    let (mut log, _) = open(&fs, small());
+    log.save(Some(hs(1, 1, 0)), &entries(1..=3, 1)).unwrap();
+    fs.fail_next_writes(1);
+    assert!(matches!(
+        log.append(None, &entries(4..=4, 1)),
+        Err(Error::Io { .. })
+    ));
+    assert_eq!(
+        log.last_index(),
+        3,
+        "a failed write changes nothing in memory"
+    );
+    assert!(matches!(
+        log.save(None, &entries(4..=4, 1)),
+        Err(Error::Poisoned)
+    ));
+}

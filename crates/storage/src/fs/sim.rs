@@ -53,6 +53,10 @@ struct SimState {
     inodes: HashMap<u64, Inode>,
     next_inode: u64,
     syncs: u64,
+    /// Number of upcoming `sync_data`/`sync_all` calls that fail (fault injection).
+    failing_syncs: u64,
+    /// Number of upcoming `write_at` calls that fail (fault injection).
+    failing_writes: u64,
 }
 
 fn apply(buf: &mut Vec<u8>, change: &Change) {
@@ -91,6 +95,8 @@ impl SimFs {
                 inodes: HashMap::new(),
                 next_inode: 1,
                 syncs: 0,
+                failing_syncs: 0,
+                failing_writes: 0,
             })),
         }
     }
@@ -161,6 +167,16 @@ impl SimFs {
     /// How many `sync_data`/`sync_all` calls were made so far (to check group commit).
     pub fn sync_count(&self) -> u64 {
         self.lock().syncs
+    }
+
+    /// Makes the next `n` file syncs fail with an IO error (their data stays unsynced).
+    pub fn fail_next_syncs(&self, n: u64) {
+        self.lock().failing_syncs = n;
+    }
+
+    /// Makes the next `n` file writes fail with an IO error (nothing is written).
+    pub fn fail_next_writes(&self, n: u64) {
+        self.lock().failing_writes = n;
     }
 
     /// A random number from the file system's seeded generator, for tests that want their
@@ -240,7 +256,11 @@ impl SimState {
 
 impl FsFile for SimFile {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.fs.with_inode(self, |inode, _| {
+        self.fs.with_inode(self, |inode, st| {
+            if st.failing_writes > 0 {
+                st.failing_writes -= 1;
+                return Err(io::Error::other("injected write failure"));
+            }
             let change = Change::Write {
                 offset,
                 data: data.to_vec(),
@@ -287,6 +307,10 @@ impl FsFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.fs.with_inode(self, |inode, st| {
+            if st.failing_syncs > 0 {
+                st.failing_syncs -= 1;
+                return Err(io::Error::other("injected fsync failure"));
+            }
             st.syncs += 1;
             for change in std::mem::take(&mut inode.unsynced) {
                 apply(&mut inode.durable, &change);
