@@ -547,7 +547,13 @@ impl<'t> Writer<'t> {
     fn alarm(&mut self, a: &AlarmRequest) -> Result<AlarmResponse, MvccError> {
         let mut alarms = Vec::new();
         match a.action {
-            AlarmAction::Get => alarms = list_alarms(&self.alarm)?,
+            // etcd: GET filters by type, NONE meaning every alarm
+            AlarmAction::Get => {
+                alarms = list_alarms(&self.alarm)?
+                    .into_iter()
+                    .filter(|m| a.alarm == AlarmType::None || m.alarm == a.alarm)
+                    .collect();
+            }
             AlarmAction::Activate => {
                 if a.alarm != AlarmType::None {
                     self.alarm.insert((a.member_id, alarm_code(a.alarm)), ())?;
@@ -557,14 +563,17 @@ impl<'t> Writer<'t> {
                     });
                 }
             }
+            // etcd: exactly this member's alarm of this type, answered only if it existed
             AlarmAction::Deactivate => {
-                for m in list_alarms(&self.alarm)? {
-                    let member_matches = a.member_id == 0 || m.member_id == a.member_id;
-                    let kind_matches = a.alarm == AlarmType::None || m.alarm == a.alarm;
-                    if member_matches && kind_matches {
-                        self.alarm.remove((m.member_id, alarm_code(m.alarm)))?;
-                        alarms.push(m);
-                    }
+                if self
+                    .alarm
+                    .remove((a.member_id, alarm_code(a.alarm)))?
+                    .is_some()
+                {
+                    alarms.push(AlarmMember {
+                        member_id: a.member_id,
+                        alarm: a.alarm,
+                    });
                 }
             }
         }
