@@ -118,15 +118,15 @@ impl<S: Storage> Raft<S> {
         r.install_conf_state(&rs.conf_state)?;
         let hs = rs.hard_state;
         if !hs.is_empty() {
-            if hs.commit < r.raft_log.committed || hs.commit > r.raft_log.last_index() {
+            if hs.commit > r.raft_log.last_index() {
                 return Err(RaftError::CorruptState(format!(
-                    "commit {} outside the log [{}, {}]",
+                    "commit {} beyond the last index {}",
                     hs.commit,
-                    r.raft_log.committed,
                     r.raft_log.last_index()
                 )));
             }
-            r.raft_log.committed = hs.commit;
+            // A snapshot implies its index is committed even if the hard state lags.
+            r.raft_log.committed = hs.commit.max(r.raft_log.committed);
             r.term = hs.term;
             r.vote = hs.vote;
         }
@@ -362,7 +362,7 @@ impl<S: Storage> Raft<S> {
 
     fn become_candidate(&mut self) {
         assert!(self.role != Role::Leader, "leader cannot become candidate");
-        let term = self.term + 1;
+        let term = self.term.saturating_add(1);
         self.reset(term);
         self.vote = self.id;
         self.role = Role::Candidate;
@@ -463,7 +463,7 @@ impl<S: Storage> Raft<S> {
     fn campaign(&mut self, pre: bool, transfer: bool) {
         let (msg_type, term) = if pre {
             self.become_pre_candidate();
-            (MessageType::PreVote, self.term + 1)
+            (MessageType::PreVote, self.term.saturating_add(1))
         } else {
             self.become_candidate();
             (MessageType::Vote, self.term)

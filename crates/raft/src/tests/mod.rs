@@ -4,6 +4,7 @@
 mod bugs;
 mod chaos;
 mod election;
+mod fuzz;
 mod membership;
 mod read_index;
 mod replication;

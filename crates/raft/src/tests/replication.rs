@@ -373,3 +373,80 @@ fn garbage_messages_are_refused_without_panicking() {
     });
     assert_eq!(net.leader(), Some(1));
 }
+
+#[test]
+fn committed_entries_per_ready_are_bounded() {
+    let mut cfg = config(1, false, false);
+    cfg.max_committed_size_per_ready = 100;
+    let mut node = RawNode::new(&cfg, storage_with_log(&[1], &[], 0)).unwrap();
+    node.campaign().unwrap();
+    for _ in 0..10 {
+        node.propose(Bytes::from_static(b"0123456789")).unwrap();
+    }
+    let mut sizes = Vec::new();
+    while node.has_ready() {
+        let rd = node.ready();
+        node.storage_mut().append(&rd.entries).unwrap();
+        if !rd.committed_entries.is_empty() {
+            sizes.push(rd.committed_entries.len());
+        }
+        node.advance();
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 11);
+    assert!(sizes.len() >= 3, "split across Readies: {sizes:?}");
+    assert!(sizes.iter().all(|n| *n <= 3));
+}
+
+#[test]
+fn uncommitted_size_limit_applies_backpressure() {
+    let mut cfg = config(1, false, false);
+    cfg.max_uncommitted_entries_size = 25;
+    let ids = [1, 2, 3];
+    let mut net = Network::with_configs(vec![
+        (cfg, storage_with_log(&ids, &[], 0)),
+        (config(2, false, false), storage_with_log(&ids, &[], 0)),
+        (config(3, false, false), storage_with_log(&ids, &[], 0)),
+    ]);
+    net.campaign(1);
+    net.isolate(1);
+    net.node(1)
+        .propose(Bytes::from_static(b"0123456789"))
+        .unwrap();
+    net.node(1)
+        .propose(Bytes::from_static(b"0123456789"))
+        .unwrap();
+    assert_eq!(
+        net.node(1).propose(Bytes::from_static(b"0123456789")),
+        Err(crate::ProposeError::Backpressure)
+    );
+    net.heal();
+    net.tick_all(2);
+    assert_eq!(net.applied[&1].len(), 2);
+    net.propose(1, b"0123456789");
+    assert_eq!(net.applied[&1].len(), 3, "room again once applied");
+}
+
+#[test]
+fn corrupt_persistent_state_is_an_error() {
+    let mut s = storage_with_log(&[1, 2, 3], &[1, 1], 1);
+    let mut hs = s.hard_state();
+    hs.commit = 5;
+    s.set_hard_state(hs);
+    assert!(matches!(
+        RawNode::new(&config(1, false, false), s),
+        Err(crate::RaftError::CorruptState(_))
+    ));
+    let s = storage_with_log(&[1, 2, 3], &[1, 1], 1);
+    let mut cfg = config(1, false, false);
+    cfg.applied = 2; // beyond commit 0
+    assert!(matches!(
+        RawNode::new(&cfg, s),
+        Err(crate::RaftError::CorruptState(_))
+    ));
+    let mut bad = config(1, false, false);
+    bad.election_tick = 0;
+    assert!(matches!(
+        RawNode::new(&bad, storage_with_log(&[1], &[], 0)),
+        Err(crate::RaftError::Config(_))
+    ));
+}
