@@ -10,6 +10,10 @@ use quorum_raft::{ConfState, Entry, EntryKind, HardState, SnapshotMetadata};
 #[error("{0}")]
 pub struct DecodeError(pub String);
 
+/// The largest log index (and segment number) accepted anywhere: far beyond any real log,
+/// and low enough that `index + 1` can never overflow.
+pub(crate) const MAX_INDEX: u64 = i64::MAX as u64;
+
 /// A read cursor over a byte slice.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
@@ -57,6 +61,15 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
+    /// A log index (or segment number), at most [`MAX_INDEX`].
+    pub(crate) fn index(&mut self) -> Result<u64, DecodeError> {
+        let v = self.u64()?;
+        if v > MAX_INDEX {
+            return Err(DecodeError(format!("index {v} out of range")));
+        }
+        Ok(v)
+    }
+
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -77,7 +90,7 @@ impl<'a> Reader<'a> {
         Ok(HardState {
             term: self.u64()?,
             vote: self.u64()?,
-            commit: self.u64()?,
+            commit: self.index()?,
         })
     }
 
@@ -102,14 +115,14 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn snapshot_metadata(&mut self) -> Result<SnapshotMetadata, DecodeError> {
         Ok(SnapshotMetadata {
-            index: self.u64()?,
+            index: self.index()?,
             term: self.u64()?,
             conf_state: self.conf_state()?,
         })
     }
 
     pub(crate) fn entry(&mut self) -> Result<Entry, DecodeError> {
-        let index = self.u64()?;
+        let index = self.index()?;
         let term = self.u64()?;
         let kind = match self.u8()? {
             0 => EntryKind::Normal,

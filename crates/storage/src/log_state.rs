@@ -9,6 +9,7 @@
 //! - every change is validated by a `check_*` method before it is applied, and the `apply_*`
 //!   methods cannot fail.
 
+use crate::codec::MAX_INDEX;
 use crate::record::StateRecord;
 use quorum_raft::{ConfState, Entry, HardState, SnapshotMetadata, NO_NODE};
 use std::collections::VecDeque;
@@ -77,6 +78,9 @@ impl LogState {
     /// Validates an append; returns how many leading entries are already compacted and must
     /// be skipped.
     pub fn check_append(&self, entries: &[Entry]) -> Result<usize, String> {
+        if let Some(e) = entries.iter().find(|e| e.index > MAX_INDEX) {
+            return Err(format!("index {} out of range", e.index));
+        }
         for pair in entries.windows(2) {
             if pair[0].index.checked_add(1) != Some(pair[1].index) {
                 return Err(format!(
@@ -209,6 +213,9 @@ impl LogState {
     }
 
     pub fn check_snapshot(&self, meta: &SnapshotMetadata) -> Result<(), String> {
+        if meta.index > MAX_INDEX {
+            return Err(format!("snapshot index {} out of range", meta.index));
+        }
         if meta.index <= self.compacted_index {
             return Err(format!(
                 "snapshot at {} is not newer than the compaction point {}",

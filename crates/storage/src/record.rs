@@ -200,13 +200,13 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
                     cluster_id: r.u64()?,
                     member_id: r.u64()?,
                 },
-                seq: r.u64()?,
-                base: r.u64()?,
+                seq: r.index()?,
+                base: r.index()?,
             })
         }
         T_STATE => Record::State(StateRecord {
             hard_state: r.hard_state()?,
-            compacted_index: r.u64()?,
+            compacted_index: r.index()?,
             compacted_term: r.u64()?,
             conf_state: r.conf_state()?,
         }),
@@ -238,7 +238,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
         T_CONF_STATE => Record::ConfState(r.conf_state()?),
         T_SNAPSHOT => Record::Snapshot(r.snapshot_metadata()?),
         T_COMPACT => Record::Compact {
-            index: r.u64()?,
+            index: r.index()?,
             term: r.u64()?,
         },
         k => return Err(DecodeError(format!("unknown record type {k}"))),

@@ -5,6 +5,7 @@
 //! and a state record (hard state, compaction point, configuration), so any suffix of the
 //! sequence of segments is self-describing.
 
+use crate::codec::MAX_INDEX;
 use crate::error::{io_err, Identity, Result};
 use crate::fs::{self, FileSystem, FsFile};
 use crate::options::WalOptions;
@@ -35,10 +36,9 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<(u64, u64)> {
     if seq.len() != 16 || base.len() != 16 {
         return None;
     }
-    Some((
-        u64::from_str_radix(seq, 16).ok()?,
-        u64::from_str_radix(base, 16).ok()?,
-    ))
+    let seq = u64::from_str_radix(seq, 16).ok()?;
+    let base = u64::from_str_radix(base, 16).ok()?;
+    (seq <= MAX_INDEX && base <= MAX_INDEX).then_some((seq, base))
 }
 
 /// Creates segment `seq` atomically (temporary file, preallocation, header and state records,
@@ -81,9 +81,27 @@ pub(crate) fn create_segment<F: FileSystem>(
     Ok((SegmentInfo { seq, base, path }, file, buf.len() as u64))
 }
 
-/// Reads a whole file into memory (segments are bounded by the segment size plus one batch).
-pub(crate) fn read_whole<F: FsFile>(file: &F, path: &Path) -> Result<Vec<u8>> {
+/// Largest segment file recovery reads: a segment holds at most its target size plus one
+/// write; the defaults are included so that shrinking the options does not make existing
+/// segments unreadable.
+pub(crate) fn max_segment_file(opts: &WalOptions) -> u64 {
+    let size = opts.segment_size.max(crate::options::DEFAULT_SEGMENT_SIZE);
+    let batch = opts
+        .max_batch_size
+        .max(crate::options::DEFAULT_MAX_BATCH_SIZE);
+    size.saturating_add(batch).saturating_add(1 << 20)
+}
+
+/// Reads a whole segment into memory, refusing files larger than `limit`.
+pub(crate) fn read_whole<F: FsFile>(file: &F, path: &Path, limit: u64) -> Result<Vec<u8>> {
     let len = file.size().map_err(io_err("stat", path))?;
+    if len > limit {
+        return Err(crate::Error::Corrupt {
+            file: path.to_path_buf(),
+            offset: 0,
+            reason: format!("segment of {len} bytes exceeds the largest possible ({limit})"),
+        });
+    }
     let len = usize::try_from(len).map_err(|_| crate::Error::Corrupt {
         file: path.to_path_buf(),
         offset: 0,
