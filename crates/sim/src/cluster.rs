@@ -36,6 +36,9 @@ pub struct FaultMix {
     pub flaky_network: bool,
     /// Members tick at different rates, with jitter.
     pub clock_skew: bool,
+    /// Leader churn: a member that becomes leader is crashed soon after, now and then (the
+    /// rapid succession of short-lived leaders that Figure 8 of the Raft paper needs).
+    pub leader_churn: bool,
 }
 
 impl FaultMix {
@@ -47,6 +50,7 @@ impl FaultMix {
             pauses: false,
             flaky_network: false,
             clock_skew: false,
+            leader_churn: false,
         }
     }
 
@@ -58,6 +62,7 @@ impl FaultMix {
             pauses: true,
             flaky_network: true,
             clock_skew: true,
+            leader_churn: true,
         }
     }
 }
@@ -127,6 +132,7 @@ impl SimConfig {
             2 => FaultMix {
                 crashes: true,
                 pauses: true,
+                leader_churn: true,
                 ..FaultMix::none()
             },
             3 => FaultMix {
@@ -229,6 +235,8 @@ enum Event {
     ClientTimeout(u64, u64),
     Fault,
     Restart(NodeId),
+    /// Crash this member if it still leads in this term.
+    CrashLeader(NodeId, u64),
     Resume(NodeId),
     Heal,
 }
@@ -492,6 +500,7 @@ impl<M: Member> Sim<M> {
             }
             Event::Fault => self.inject_fault()?,
             Event::Restart(id) => self.restart(id)?,
+            Event::CrashLeader(id, term) => self.crash_leader(id, term),
             Event::Resume(id) => self.resume(id)?,
             Event::Heal => self.heal_all()?,
         }
@@ -516,6 +525,14 @@ impl<M: Member> Sim<M> {
             );
             self.invariants
                 .on_soft_state(id, ss, status.term, &self.members)?;
+            if ss.role == quorum_raft::Role::Leader
+                && self.cfg.faults.leader_churn
+                && self.heal_time.is_none()
+                && self.rng.chance(0.3)
+            {
+                let at = self.now + self.rng.range(0, 40_000);
+                self.schedule(at, Event::CrashLeader(id, status.term));
+            }
         }
         for a in out.applied {
             self.invariants
@@ -703,6 +720,24 @@ impl<M: Member> Sim<M> {
         let at = self.now + self.rng.range(lo, hi);
         self.schedule(at, Event::Fault);
         Ok(())
+    }
+
+    fn crash_leader(&mut self, id: NodeId, term: u64) {
+        let i = Self::idx(id);
+        let st = self.members[i].status();
+        let can_stop = self.down_or_paused() < (self.cfg.members - 1) / 2;
+        if self.states[i] == NodeState::Up
+            && st.term == term
+            && st.role == quorum_raft::Role::Leader
+            && can_stop
+            && self.heal_time.is_none()
+        {
+            self.states[i] = NodeState::Down;
+            self.trace
+                .record(self.now, format_args!("n{id} crashes (leader churn)"));
+            let at = self.now + self.rng.range(10_000, 300_000);
+            self.schedule(at, Event::Restart(id));
+        }
     }
 
     fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
