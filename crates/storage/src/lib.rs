@@ -9,6 +9,32 @@
 //! [`LogStore::sync`] (or [`SyncHandle::sync`] on another thread) — one `fdatasync` for the
 //! whole Ready — and only then tell Raft the Ready is persisted.
 //!
+//! ```
+//! use quorum_raft::{Entry, HardState, Storage};
+//! use quorum_storage::{Identity, LogStore, SimFs, WalOptions};
+//!
+//! let fs = SimFs::new(7); // RealFs in production
+//! let id = Identity { cluster_id: 1, member_id: 1 };
+//! let opts = WalOptions { segment_size: 1 << 20, ..WalOptions::default() };
+//! let (mut log, recovered) = LogStore::open(fs.clone(), "/data/wal", id, opts.clone())?;
+//! assert!(recovered.created);
+//!
+//! // One Ready: entries and hard state, one fdatasync.
+//! let entries: Vec<Entry> = (1..=3)
+//!     .map(|index| Entry { index, term: 1, data: "put k v".into(), ..Entry::default() })
+//!     .collect();
+//! log.append(Some(HardState { term: 1, vote: 1, commit: 0 }), &entries)?;
+//! log.sync()?; // now tell Raft the Ready is persisted
+//!
+//! // After a crash, exactly what was synced comes back.
+//! drop(log);
+//! fs.crash();
+//! let (log, _) = LogStore::open(fs, "/data/wal", id, opts)?;
+//! assert_eq!(log.last_index(), 3); // inherent accessors shadow the Storage methods
+//! assert_eq!(log.initial_state()?.hard_state.vote, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # On disk
 //! Segment files `<seq:016x>-<base:016x>.wal`, preallocated, holding records framed as
 //! `len u32 | crc32c u32 | type u8 | payload` (CRC over type and payload). Each segment starts

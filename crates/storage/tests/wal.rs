@@ -503,3 +503,43 @@ fn a_failed_write_poisons_the_log() {
         Err(Error::Poisoned)
     ));
 }
+
+#[test]
+fn concurrent_syncs_while_writing_and_rolling_segments() {
+    let fs = SimFs::new(23);
+    let (mut log, _) = open(&fs, small());
+    let handle = log.sync_handle();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let syncer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut best = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let durable = handle.sync().unwrap();
+                assert!(durable >= best, "durable ticket went back");
+                best = durable;
+            }
+            best
+        })
+    };
+    // Ticket t wrote entry t (one entry per append, no hard state).
+    let mut index_of_ticket = vec![0u64];
+    for i in 1..=400u64 {
+        let t = log.append(None, &[entry(i, 1)]).unwrap();
+        assert_eq!(t as usize, index_of_ticket.len());
+        index_of_ticket.push(i);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let durable = syncer.join().unwrap();
+    assert!(log.segment_count() > 3, "segments rolled during the test");
+    drop(log);
+    fs.crash();
+    let (log, _) = open(&fs, small());
+    let reported = index_of_ticket[durable as usize];
+    assert!(
+        log.last_index() >= reported,
+        "ticket {durable} (entry {reported}) was reported durable, recovered {}",
+        log.last_index()
+    );
+    assert_eq!(all_entries(&log), entries(1..=log.last_index(), 1));
+}
