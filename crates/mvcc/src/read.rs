@@ -136,6 +136,8 @@ pub(crate) fn range<T: KvTable>(
             .unwrap_or(usize::MAX)
             .saturating_add(1)
     };
+    // Values are needed to sort by value even when they are not returned.
+    let skip_values = req.keys_only && req.sort_target != SortTarget::Value;
     let end = RangeEnd::from_request(&req.range_end);
     let mut kvs: Vec<KeyValue> = Vec::new();
     let mut count: i64 = 0;
@@ -158,7 +160,7 @@ pub(crate) fn range<T: KvTable>(
                 || true,
                 |k, main, rec| {
                     if let Some(bytes) = rec {
-                        if let Some(kv) = Record::decode(bytes, req.keys_only)?.into_kv(k, main) {
+                        if let Some(kv) = Record::decode(bytes, skip_values)?.into_kv(k, main) {
                             kvs.push(kv);
                         }
                     }
@@ -201,7 +203,7 @@ pub(crate) fn range<T: KvTable>(
                     sampler.observe(k);
                 }
                 if let Some(bytes) = rec {
-                    if let Some(kv) = Record::decode(bytes, req.keys_only)?.into_kv(k, main) {
+                    if let Some(kv) = Record::decode(bytes, skip_values)?.into_kv(k, main) {
                         kvs.push(kv);
                         collected.set(kvs.len());
                     }
@@ -241,6 +243,11 @@ pub(crate) fn range<T: KvTable>(
         if kvs.len() > limit {
             kvs.truncate(limit);
             more = true;
+        }
+    }
+    if req.keys_only {
+        for kv in &mut kvs {
+            kv.value = Vec::new();
         }
     }
     Ok(RangeResponse {

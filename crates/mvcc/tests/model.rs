@@ -106,11 +106,55 @@ impl Model {
     fn range_with_header(&self, r: &RangeRequest, rev: i64, header: i64) -> RangeResponse {
         let all = self.live_in(&r.key, &r.range_end, rev);
         let count = all.len() as i64;
-        let mut kvs = all;
+        let filtered = r.min_mod_revision != 0
+            || r.max_mod_revision != 0
+            || r.min_create_revision != 0
+            || r.max_create_revision != 0;
+        // etcd's apply: fetch limit + 1 in key order unless it must sort or filter
+        let mut kvs: Vec<KeyValue> = if r.count_only {
+            vec![]
+        } else if r.limit > 0 && r.sort_order == SortOrder::None && !filtered {
+            all.into_iter().take(r.limit as usize + 1).collect()
+        } else {
+            all
+        };
+        kvs.retain(|kv| {
+            (r.min_mod_revision == 0 || kv.mod_revision >= r.min_mod_revision)
+                && (r.max_mod_revision == 0 || kv.mod_revision <= r.max_mod_revision)
+                && (r.min_create_revision == 0 || kv.create_revision >= r.min_create_revision)
+                && (r.max_create_revision == 0 || kv.create_revision <= r.max_create_revision)
+        });
+        let field = |kv: &KeyValue| -> (Vec<u8>, i64) {
+            match r.sort_target {
+                SortTarget::Key => (kv.key.clone(), 0),
+                SortTarget::Version => (vec![], kv.version),
+                SortTarget::Create => (vec![], kv.create_revision),
+                SortTarget::Mod => (vec![], kv.mod_revision),
+                SortTarget::Value => (kv.value.clone(), 0),
+            }
+        };
+        let descend = r.sort_order == SortOrder::Descend;
+        let sorts = r.sort_order != SortOrder::None || r.sort_target != SortTarget::Key;
+        if sorts {
+            // stable: ties keep key order
+            kvs.sort_by(|a, b| {
+                let o = field(a).cmp(&field(b));
+                if descend {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
         let mut more = false;
         if r.limit > 0 && kvs.len() > r.limit as usize {
             kvs.truncate(r.limit as usize);
             more = true;
+        }
+        if r.keys_only {
+            for kv in &mut kvs {
+                kv.value.clear();
+            }
         }
         RangeResponse {
             header_revision: header,
@@ -149,13 +193,14 @@ impl Model {
     }
 
     fn compare(&self, c: &Compare) -> bool {
-        let Some(kv) = self.live(&c.key, i64::MAX) else {
+        let kvs = self.live_in(&c.key, &c.range_end, i64::MAX);
+        if kvs.is_empty() {
             if c.target == CompareTarget::Value {
                 return false;
             }
             return cmp_one(c, &KeyValue::default());
-        };
-        cmp_one(c, &kv)
+        }
+        kvs.iter().all(|kv| cmp_one(c, kv))
     }
 
     fn apply(&mut self, req: &WriteRequest) -> Result<WriteResponse, MvccError> {
@@ -355,15 +400,46 @@ fn delete_req() -> impl Strategy<Value = DeleteRangeRequest> {
 }
 
 fn range_req() -> impl Strategy<Value = RangeRequest> {
-    (key(), range_end(), 0i64..4, -1i64..40).prop_map(|(key, range_end, limit, revision)| {
-        RangeRequest {
-            key,
-            range_end,
-            limit,
-            revision,
-            ..Default::default()
-        }
-    })
+    let order = prop::sample::select(&[SortOrder::None, SortOrder::Ascend, SortOrder::Descend][..]);
+    let target = prop::sample::select(
+        &[
+            SortTarget::Key,
+            SortTarget::Version,
+            SortTarget::Create,
+            SortTarget::Mod,
+            SortTarget::Value,
+        ][..],
+    );
+    let filters = prop_oneof![
+        3 => Just((0i64, 0i64, 0i64, 0i64)),
+        1 => (0i64..20, 0i64..20, 0i64..20, 0i64..20),
+    ];
+    (
+        (key(), range_end(), 0i64..4, -1i64..40),
+        (order, target, any::<bool>(), prop::bool::weighted(0.15)),
+        filters,
+    )
+        .prop_map(
+            |(
+                (key, range_end, limit, revision),
+                (sort_order, sort_target, keys_only, count_only),
+                (min_mod_revision, max_mod_revision, min_create_revision, max_create_revision),
+            )| RangeRequest {
+                key,
+                range_end,
+                limit,
+                revision,
+                sort_order,
+                sort_target,
+                keys_only,
+                count_only,
+                min_mod_revision,
+                max_mod_revision,
+                min_create_revision,
+                max_create_revision,
+                ..Default::default()
+            },
+        )
 }
 
 fn compare() -> impl Strategy<Value = Compare> {
@@ -382,13 +458,19 @@ fn compare() -> impl Strategy<Value = Compare> {
             CompareResult::Less,
         ][..],
     );
-    (key(), target, result).prop_map(|(key, (target, u), result)| Compare {
-        result,
+    (
+        key(),
         target,
-        key,
-        target_union: Some(u),
-        range_end: vec![],
-    })
+        result,
+        prop_oneof![3 => Just(vec![]), 1 => range_end()],
+    )
+        .prop_map(|(key, (target, u), result, range_end)| Compare {
+            result,
+            target,
+            key,
+            target_union: Some(u),
+            range_end,
+        })
 }
 
 fn txn_op() -> impl Strategy<Value = RequestOp> {
@@ -399,11 +481,7 @@ fn txn_op() -> impl Strategy<Value = RequestOp> {
             range_end: vec![],
             prev_kv: true
         })),
-        (key(), range_end()).prop_map(|(key, range_end)| RequestOp::Range(RangeRequest {
-            key,
-            range_end,
-            ..Default::default()
-        })),
+        range_req().prop_map(|r| RequestOp::Range(RangeRequest { revision: 0, ..r })),
     ]
 }
 
