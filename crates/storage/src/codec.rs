@@ -121,27 +121,75 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn entry(&mut self) -> Result<Entry, DecodeError> {
-        let index = self.index()?;
-        let term = self.u64()?;
-        let kind = match self.u8()? {
-            0 => EntryKind::Normal,
-            1 => EntryKind::ConfChange,
-            k => return Err(DecodeError(format!("bad entry kind {k}"))),
-        };
-        let len = self.u32()? as usize;
-        let data = Bytes::copy_from_slice(self.bytes(len)?);
-        Ok(Entry {
-            term,
-            index,
-            kind,
-            data,
-        })
+    /// A LEB128-encoded `u32` (at most 5 bytes).
+    pub(crate) fn varint_u32(&mut self) -> Result<u32, DecodeError> {
+        let mut value: u64 = 0;
+        for i in 0..5 {
+            let b = self.u8()?;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return u32::try_from(value)
+                    .map_err(|_| DecodeError(format!("varint {value} exceeds u32")));
+            }
+        }
+        Err(DecodeError("varint longer than 5 bytes".into()))
+    }
+
+    /// The entries of an entries record: see [`put_entries`].
+    pub(crate) fn entries(&mut self) -> Result<Vec<Entry>, DecodeError> {
+        let first = self.index()?;
+        let n = self.u32()? as usize;
+        if n == 0 {
+            return Err(DecodeError("empty entries record".into()));
+        }
+        if n.saturating_mul(ENTRY_MIN_SIZE) > self.remaining() {
+            return Err(DecodeError(format!("{n} entries exceed the payload")));
+        }
+        if first.saturating_add(n as u64 - 1) > MAX_INDEX {
+            return Err(DecodeError(format!(
+                "{n} entries from {first} run out of range"
+            )));
+        }
+        let mut entries = Vec::with_capacity(n);
+        let mut term = 0;
+        for k in 0..n as u64 {
+            let flags = self.u8()?;
+            if flags & !(FLAG_CONF_CHANGE | FLAG_TERM) != 0 {
+                return Err(DecodeError(format!("bad entry flags {flags:#04x}")));
+            }
+            if flags & FLAG_TERM != 0 {
+                term = self.u64()?;
+            } else if k == 0 {
+                return Err(DecodeError("first entry of a record without a term".into()));
+            }
+            let kind = if flags & FLAG_CONF_CHANGE != 0 {
+                EntryKind::ConfChange
+            } else {
+                EntryKind::Normal
+            };
+            let len = self.varint_u32()? as usize;
+            let data = Bytes::copy_from_slice(self.bytes(len)?);
+            entries.push(Entry {
+                term,
+                index: first + k,
+                kind,
+                data,
+            });
+        }
+        Ok(entries)
     }
 }
 
-/// Bytes an entry takes in a record payload: index, term, kind, length, data.
-pub(crate) const ENTRY_OVERHEAD: usize = 8 + 8 + 1 + 4;
+/// Entry flag: the entry is a configuration change.
+const FLAG_CONF_CHANGE: u8 = 1;
+/// Entry flag: a term follows (always on the first entry, then only where the term changes).
+const FLAG_TERM: u8 = 2;
+/// Fewest bytes an entry takes in a record: flags and a one-byte length.
+const ENTRY_MIN_SIZE: usize = 2;
+/// Most bytes an entry takes in a record besides its data: flags, term, 5-byte length.
+pub(crate) const ENTRY_MAX_OVERHEAD: usize = 1 + 8 + 5;
+/// Bytes of an entries record's payload before the entries: first index and count.
+pub(crate) const ENTRIES_HEADER: usize = 8 + 4;
 
 pub(crate) fn put_u16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -184,16 +232,90 @@ pub(crate) fn put_snapshot_metadata(out: &mut Vec<u8>, meta: &SnapshotMetadata) 
     put_conf_state(out, &meta.conf_state);
 }
 
-/// Encodes one entry. The caller guarantees `entry.data.len()` fits in a record (far below
-/// `u32::MAX`).
-pub(crate) fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
-    debug_assert!(entry.data.len() <= u32::MAX as usize);
-    put_u64(out, entry.index);
-    put_u64(out, entry.term);
-    out.push(match entry.kind {
-        EntryKind::Normal => 0,
-        EntryKind::ConfChange => 1,
-    });
-    put_u32(out, entry.data.len() as u32);
-    out.extend_from_slice(&entry.data);
+fn put_varint_u32(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Encodes contiguous entries: `first index u64 | count u32 | entry*`, each entry
+/// `flags u8 | [term u64] | data length (LEB128) | data`; the term is written for the first
+/// entry and wherever it changes. The caller guarantees contiguity, a non-empty slice, and
+/// data lengths far below `u32::MAX` (the record limit).
+pub(crate) fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
+    debug_assert!(!entries.is_empty() && entries.len() <= u32::MAX as usize);
+    debug_assert!(entries.windows(2).all(|w| w[0].index + 1 == w[1].index));
+    put_u64(out, entries[0].index);
+    put_u32(out, entries.len() as u32);
+    let mut term = None;
+    for e in entries {
+        debug_assert!(e.data.len() <= u32::MAX as usize);
+        let mut flags = match e.kind {
+            EntryKind::Normal => 0,
+            EntryKind::ConfChange => FLAG_CONF_CHANGE,
+        };
+        if term != Some(e.term) {
+            flags |= FLAG_TERM;
+        }
+        out.push(flags);
+        if term != Some(e.term) {
+            put_u64(out, e.term);
+            term = Some(e.term);
+        }
+        put_varint_u32(out, e.data.len() as u32);
+        out.extend_from_slice(&e.data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_boundaries() {
+        for v in [
+            0u32,
+            1,
+            127,
+            128,
+            255,
+            256,
+            16_383,
+            16_384,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint_u32(&mut buf, v);
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.varint_u32().unwrap(), v);
+            r.finish().unwrap();
+        }
+        // Six continuation bytes, or a fifth byte overflowing u32, are refused.
+        assert!(Reader::new(&[0x80; 6]).varint_u32().is_err());
+        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x7f])
+            .varint_u32()
+            .is_err());
+    }
+
+    #[test]
+    fn entries_carry_terms_only_where_they_change() {
+        let entries: Vec<Entry> = (5..10)
+            .map(|index| Entry {
+                index,
+                term: if index < 8 { 3 } else { 4 },
+                data: Bytes::from(vec![index as u8; 300]),
+                ..Entry::default()
+            })
+            .collect();
+        let mut buf = Vec::new();
+        put_entries(&mut buf, &entries);
+        // header + 5 × (flags + 2-byte length + 300) + 2 terms
+        assert_eq!(buf.len(), 12 + 5 * 303 + 2 * 8);
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.entries().unwrap(), entries);
+        r.finish().unwrap();
+    }
 }

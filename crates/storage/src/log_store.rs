@@ -170,7 +170,10 @@ impl<F: FileSystem> LogStore<F> {
                 .check_commit_in_log(hs.commit, last)
                 .map_err(Error::Invalid)?;
         }
-        let max_entry = self.opts.max_record_size.saturating_sub(4);
+        let max_entry = self
+            .opts
+            .max_record_size
+            .saturating_sub(crate::codec::ENTRIES_HEADER as u64);
         if let Some(big) = live.iter().find(|e| record::entry_size(e) > max_entry) {
             return Err(Error::TooLarge {
                 size: record::entry_size(big),
@@ -190,7 +193,7 @@ impl<F: FileSystem> LogStore<F> {
         self.buf.clear();
         let mut rest = live;
         while !rest.is_empty() {
-            let mut size = 4u64;
+            let mut size = crate::codec::ENTRIES_HEADER as u64;
             let mut n = 0;
             while n < rest.len() && n < MAX_ENTRIES_PER_RECORD {
                 let s = record::entry_size(&rest[n]);

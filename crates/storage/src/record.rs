@@ -136,9 +136,9 @@ fn frame(out: &mut Vec<u8>, kind: u8, fill: impl FnOnce(&mut Vec<u8>)) -> usize 
     out.len() - start
 }
 
-/// Size of one entry inside an entries record.
+/// Upper bound of the size of one entry inside an entries record.
 pub(crate) fn entry_size(entry: &Entry) -> u64 {
-    (codec::ENTRY_OVERHEAD + entry.data.len()) as u64
+    (codec::ENTRY_MAX_OVERHEAD + entry.data.len()) as u64
 }
 
 /// Appends a framed record; returns its size in bytes.
@@ -172,12 +172,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, record: &Record) -> usize {
 /// Appends one framed entries record (no copy of the entries into a `Record`).
 pub(crate) fn encode_entries(out: &mut Vec<u8>, entries: &[Entry]) -> usize {
     debug_assert!(!entries.is_empty());
-    frame(out, T_ENTRIES, |o| {
-        codec::put_u32(o, entries.len() as u32);
-        for e in entries {
-            codec::put_entry(o, e);
-        }
-    })
+    frame(out, T_ENTRIES, |o| codec::put_entries(o, entries))
 }
 
 /// Decodes the payload of a record of type `kind`.
@@ -210,30 +205,7 @@ pub(crate) fn decode(kind: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             compacted_term: r.u64()?,
             conf_state: r.conf_state()?,
         }),
-        T_ENTRIES => {
-            let n = r.u32()? as usize;
-            if n == 0 {
-                return Err(DecodeError("empty entries record".into()));
-            }
-            if n.saturating_mul(codec::ENTRY_OVERHEAD) > r.remaining() {
-                return Err(DecodeError(format!("{n} entries exceed the payload")));
-            }
-            let mut entries = Vec::with_capacity(n);
-            for _ in 0..n {
-                let e = r.entry()?;
-                if let Some(prev) = entries.last() {
-                    let prev: &Entry = prev;
-                    if prev.index.checked_add(1) != Some(e.index) {
-                        return Err(DecodeError(format!(
-                            "entry {} follows entry {} in one record",
-                            e.index, prev.index
-                        )));
-                    }
-                }
-                entries.push(e);
-            }
-            Record::Entries(entries)
-        }
+        T_ENTRIES => Record::Entries(r.entries()?),
         T_HARD_STATE => Record::HardState(r.hard_state()?),
         T_CONF_STATE => Record::ConfState(r.conf_state()?),
         T_SNAPSHOT => Record::Snapshot(r.snapshot_metadata()?),

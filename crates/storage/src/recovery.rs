@@ -523,7 +523,7 @@ mod tests {
             (num(), num(), 1u64..4).prop_map(|(index, term, n)| Record::Entries(
                 (0..n)
                     .map(|k| Entry {
-                        index: index.saturating_add(k),
+                        index: index.min(u64::MAX - 4) + k,
                         term,
                         ..Entry::default()
                     })
