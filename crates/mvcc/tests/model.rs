@@ -203,6 +203,78 @@ impl Model {
         kvs.iter().all(|kv| cmp_one(c, kv))
     }
 
+    /// Every compare of the chosen path, evaluated before the txn writes (pre-order).
+    fn txn_path(&self, t: &TxnRequest, path: &mut Vec<bool>) {
+        let ok = t.compare.iter().all(|c| self.compare(c));
+        path.push(ok);
+        for op in if ok { &t.success } else { &t.failure } {
+            if let RequestOp::Txn(inner) = op {
+                self.txn_path(inner, path);
+            }
+        }
+    }
+
+    fn check_txn(&self, t: &TxnRequest, path: &[bool], pos: &mut usize) -> Result<(), MvccError> {
+        let ok = path[*pos];
+        *pos += 1;
+        for op in if ok { &t.success } else { &t.failure } {
+            match op {
+                RequestOp::Put(p) if p.lease != 0 && !self.leases.contains_key(&p.lease) => {
+                    return Err(MvccError::LeaseNotFound)
+                }
+                RequestOp::Txn(inner) => self.check_txn(inner, path, pos)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn txn_header(&self) -> i64 {
+        if self.writing {
+            self.main()
+        } else {
+            self.current
+        }
+    }
+
+    fn exec_txn(
+        &mut self,
+        t: &TxnRequest,
+        path: &[bool],
+        pos: &mut usize,
+    ) -> Result<TxnResponse, MvccError> {
+        let ok = path[*pos];
+        *pos += 1;
+        let mut responses = vec![];
+        for op in if ok { &t.success } else { &t.failure } {
+            responses.push(match op {
+                RequestOp::Put(p) => {
+                    let r = self.put(p)?;
+                    ResponseOp::Put(PutResponse {
+                        header_revision: self.txn_header(),
+                        ..r
+                    })
+                }
+                RequestOp::DeleteRange(d) => {
+                    let r = self.delete(d);
+                    ResponseOp::DeleteRange(DeleteRangeResponse {
+                        header_revision: self.txn_header(),
+                        ..r
+                    })
+                }
+                RequestOp::Range(r) => {
+                    ResponseOp::Range(self.range_with_header(r, i64::MAX, self.txn_header()))
+                }
+                RequestOp::Txn(inner) => ResponseOp::Txn(self.exec_txn(inner, path, pos)?),
+            });
+        }
+        Ok(TxnResponse {
+            header_revision: 0,
+            succeeded: ok,
+            responses,
+        })
+    }
+
     fn apply(&mut self, req: &WriteRequest) -> Result<WriteResponse, MvccError> {
         let out = match req {
             WriteRequest::Put(p) => {
@@ -218,74 +290,15 @@ impl Model {
                 WriteResponse::DeleteRange(r)
             }
             WriteRequest::Txn(t) => {
-                // generated txns: single-key compares, flat ops on single keys
-                let mut puts = std::collections::BTreeSet::new();
-                let mut dels = std::collections::BTreeSet::new();
-                for op in t.success.iter().chain(&[]) {
-                    match op {
-                        RequestOp::Put(p) if !puts.insert(p.key.clone()) => {
-                            return Err(MvccError::DuplicateKey);
-                        }
-                        RequestOp::DeleteRange(d) => {
-                            dels.insert(d.key.clone());
-                        }
-                        _ => {}
-                    }
-                }
-                if puts.iter().any(|k| dels.contains(k)) {
-                    return Err(MvccError::DuplicateKey);
-                }
-                let ok = t.compare.iter().all(|c| self.compare(c));
-                let ops = if ok { &t.success } else { &t.failure };
-                for op in ops {
-                    if let RequestOp::Put(p) = op {
-                        if p.lease != 0 && !self.leases.contains_key(&p.lease) {
-                            return Err(MvccError::LeaseNotFound);
-                        }
-                    }
-                }
-                let mut responses = vec![];
-                for op in ops {
-                    let r = match op {
-                        RequestOp::Put(p) => ResponseOp::Put(self.put(p)?),
-                        RequestOp::DeleteRange(d) => ResponseOp::DeleteRange(self.delete(d)),
-                        RequestOp::Range(r) => {
-                            let h = if self.writing {
-                                self.main()
-                            } else {
-                                self.current
-                            };
-                            ResponseOp::Range(self.range_with_header(r, i64::MAX, h))
-                        }
-                        RequestOp::Txn(_) => unreachable!(),
-                    };
-                    // etcd: the txn's revision once it wrote something, else the current one
-                    let h = if self.writing {
-                        self.main()
-                    } else {
-                        self.current
-                    };
-                    responses.push(match r {
-                        ResponseOp::Put(x) => ResponseOp::Put(PutResponse {
-                            header_revision: h,
-                            ..x
-                        }),
-                        ResponseOp::DeleteRange(x) => {
-                            ResponseOp::DeleteRange(DeleteRangeResponse {
-                                header_revision: h,
-                                ..x
-                            })
-                        }
-                        other => other,
-                    });
-                }
+                // stateless checks (duplicate keys, limits) have their own tests in validate.rs
+                quorum_mvcc::validate::check_txn(t, 128)?;
+                let mut path = vec![];
+                self.txn_path(t, &mut path);
+                self.check_txn(t, &path, &mut 0)?;
+                let mut resp = self.exec_txn(t, &path, &mut 0)?;
                 self.end_request();
-                let rev = self.current;
-                WriteResponse::Txn(TxnResponse {
-                    header_revision: rev,
-                    succeeded: ok,
-                    responses,
-                })
+                resp.header_revision = self.current;
+                WriteResponse::Txn(resp)
             }
             WriteRequest::Compaction(c) => {
                 if c.revision <= self.compact {
@@ -485,32 +498,31 @@ fn txn_op() -> impl Strategy<Value = RequestOp> {
     ]
 }
 
+fn txn<S: Strategy<Value = Vec<RequestOp>>>(
+    ops: impl Fn() -> S,
+) -> impl Strategy<Value = TxnRequest> {
+    (prop::collection::vec(compare(), 0..3), ops(), ops()).prop_map(
+        |(compare, success, failure)| TxnRequest {
+            compare,
+            success,
+            failure,
+        },
+    )
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => put_req().prop_map(|p| Op::Write(WriteRequest::Put(p))),
         2 => delete_req().prop_map(|d| Op::Write(WriteRequest::DeleteRange(d))),
         3 => range_req().prop_map(Op::Read),
-        3 => (
-            prop::collection::vec(compare(), 0..3),
-            prop::collection::vec(txn_op(), 0..4),
-            prop::collection::vec(txn_op(), 0..3)
-        )
-            .prop_map(|(compare, success, failure)| {
-                // keep the failure branch free of duplicates (checked by etcd on both branches)
-                let mut seen = std::collections::BTreeSet::new();
-                let failure = failure
-                    .into_iter()
-                    .filter(|op| !matches!(op, RequestOp::Put(_) | RequestOp::DeleteRange(_)) || {
-                        let k = match op {
-                            RequestOp::Put(p) => p.key.clone(),
-                            RequestOp::DeleteRange(d) => d.key.clone(),
-                            _ => unreachable!(),
-                        };
-                        seen.insert(k)
-                    })
-                    .collect();
-                Op::Write(WriteRequest::Txn(TxnRequest { compare, success, failure }))
-            }),
+        3 => txn(|| prop::collection::vec(
+            prop_oneof![
+                4 => txn_op(),
+                1 => txn(|| prop::collection::vec(txn_op(), 0..3)).prop_map(RequestOp::Txn)
+            ],
+            0..4,
+        ))
+        .prop_map(|t| Op::Write(WriteRequest::Txn(t))),
         1 => (0i64..40).prop_map(|revision| Op::Write(WriteRequest::Compaction(
             CompactionRequest { revision, physical: false }
         ))),
