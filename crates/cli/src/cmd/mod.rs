@@ -1,0 +1,9 @@
+//! The commands, grouped by the API they use.
+
+pub mod kv;
+pub mod lease;
+pub mod maint;
+pub mod playground;
+pub mod snapshot;
+pub mod sync;
+pub mod watch;
