@@ -99,8 +99,18 @@ impl<F: FileSystem> SnapshotStore<F> {
             ));
         }
         let dir = dir.as_ref().to_path_buf();
+        let existed = fs.exists(&dir).map_err(io_err("stat", &dir))?;
         fs.create_dir_all(&dir)
             .map_err(io_err("create directory", &dir))?;
+        if !existed {
+            // Make the new directory's entry in its parent durable.
+            let parent = match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            fs.sync_dir(&parent)
+                .map_err(io_err("fsync directory", &parent))?;
+        }
         let mut removed = false;
         for name in fs.list(&dir).map_err(io_err("list", &dir))? {
             if name.ends_with(TEMP_SUFFIX) {

@@ -227,7 +227,11 @@ fn random_operations_and_crashes_recover_exactly_what_was_synced() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let steps: usize = std::env::var("CRASH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     for seed in first..first + seeds {
-        run(seed, 300);
+        run(seed, steps);
     }
 }
