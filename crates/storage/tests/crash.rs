@@ -75,7 +75,8 @@ fn random_conf(rng: &mut ChaCha8Rng) -> ConfState {
     }
 }
 
-fn run(seed: u64, steps: usize) {
+/// Runs one seed; returns how many recoveries cut a torn tail.
+fn run(seed: u64, steps: usize) -> usize {
     let fs = SimFs::new(seed);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let opts = WalOptions {
@@ -87,6 +88,7 @@ fn run(seed: u64, steps: usize) {
     // States the disk may hold after a crash: [0] is the state at the last sync.
     let mut history = vec![model.clone()];
     let mut crashes = 0;
+    let mut torn_tails = 0;
     for step in 0..steps {
         let op = rng.random_range(0..100);
         match op {
@@ -185,9 +187,12 @@ fn run(seed: u64, steps: usize) {
                     fs.crash_torn();
                 }
                 crashes += 1;
-                log = LogStore::open(fs.clone(), Path::new("/wal"), ID, opts.clone())
-                    .unwrap_or_else(|e| panic!("seed {seed} step {step}: recovery failed: {e}"))
-                    .0;
+                let (reopened, recovered) =
+                    LogStore::open(fs.clone(), Path::new("/wal"), ID, opts.clone()).unwrap_or_else(
+                        |e| panic!("seed {seed} step {step}: recovery failed: {e}"),
+                    );
+                log = reopened;
+                torn_tails += usize::from(recovered.torn_tail.is_some());
                 let got = Model::observe(&log);
                 assert!(
                     history.contains(&got),
@@ -215,6 +220,7 @@ fn run(seed: u64, steps: usize) {
         );
     }
     assert!(crashes > 0 || steps < 50, "seed {seed}: no crash exercised");
+    torn_tails
 }
 
 #[test]
@@ -231,7 +237,12 @@ fn random_operations_and_crashes_recover_exactly_what_was_synced() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    let mut torn_tails = 0;
     for seed in first..first + seeds {
-        run(seed, steps);
+        torn_tails += run(seed, steps);
     }
+    assert!(
+        seeds < 20 || torn_tails > seeds as usize / 4,
+        "only {torn_tails} torn tails cut in {seeds} seeds: the torn-write path is barely exercised"
+    );
 }

@@ -543,3 +543,14 @@ fn concurrent_syncs_while_writing_and_rolling_segments() {
     );
     assert_eq!(all_entries(&log), entries(1..=log.last_index(), 1));
 }
+
+#[test]
+fn handles_can_move_across_threads() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<LogStore<quorum_storage::RealFs>>();
+    send::<LogStore<SimFs>>();
+    send_sync::<quorum_storage::SyncHandle<quorum_storage::fs::RealFile>>();
+    send_sync::<SimFs>();
+    send::<quorum_storage::SnapshotStore<quorum_storage::RealFs>>();
+}
