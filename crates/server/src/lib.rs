@@ -4,4 +4,16 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod convert;
+pub mod core;
+pub mod entry;
+pub mod error;
+pub mod http;
 pub mod ids;
+pub mod member;
+pub mod metrics;
+pub mod server;
+pub mod services;
+pub mod shell;
+pub mod transport;
+pub mod wire;

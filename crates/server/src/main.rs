@@ -1,6 +1,5 @@
-//! The `quorum` server binary.
+//! The `quorum` server binary; see [`quorum_server::entry`].
 
 fn main() {
-    eprintln!("quorum: the server is not built yet");
-    std::process::exit(1);
+    std::process::exit(quorum_server::entry::main());
 }

@@ -1,0 +1,841 @@
+//! The deterministic member core: one Raft group (its `RawNode` over the WAL-backed log) and
+//! the MVCC store it applies to. Events go in ([`Input`]), effects come out through an
+//! [`Outbox`]: messages to send and results for the requests waiting in the shell.
+//!
+//! The core never reads a clock, never spawns, never touches a socket: the tokio shell (and the
+//! simulator) feed it time through [`Input::Tick`] and carry its messages. Disk writes happen in
+//! [`Core::process`], synchronously: a Ready's entries and hard state are written and fsynced as
+//! one group commit, *after* the leader's appends to followers have been handed to the outbox
+//! (so replication runs in parallel with the leader's own fsync, Raft thesis 10.2.1) and
+//! *before* any message that depends on them (votes, append responses) is released.
+//!
+//! Invariants (asserted):
+//! - applied index never decreases, and never passes the commit index Raft reported;
+//! - an entry is applied to the store at most once (the store's consistent index makes replay
+//!   after a crash a no-op);
+//! - a read is released only when the applied index has reached its read index.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message as _;
+use quorum_api::internal::InternalRaftRequest;
+use quorum_mvcc::{MvccError, Store, WriteRequest, WriteResponse};
+use quorum_raft::{
+    ConfChange, Entry, EntryKind, GroupId, Message, MessageType, NodeId, ProposeError, RawNode,
+    ReadIndexError, Role, Snapshot, SnapshotMetadata, NO_NODE,
+};
+use quorum_storage::{FileSystem, LogStore};
+use tracing::{debug, info, warn};
+
+use crate::error::ServerError;
+
+/// Identifies a request waiting in the shell for a result from the core.
+pub type Token = u64;
+
+/// Static configuration of a core.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// This member's id.
+    pub member_id: NodeId,
+    /// The Raft group this core runs.
+    pub group_id: GroupId,
+    /// Election timeout in ticks.
+    pub election_tick: usize,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_tick: usize,
+    /// Milliseconds per tick, to turn ticks into lease time.
+    pub tick_ms: u64,
+    /// Applied entries between snapshots (then the log is compacted).
+    pub snapshot_count: u64,
+    /// Entries kept in the log behind a snapshot, so slow followers catch up without one.
+    pub snapshot_catchup_entries: u64,
+    /// Seed of Raft's randomized timeouts.
+    pub seed: u64,
+    /// Maximum proposals batched into one Raft append.
+    pub max_batch: usize,
+}
+
+/// An event for the core.
+#[derive(Debug)]
+pub enum Input {
+    /// One heartbeat interval passed; `now_ms` is the shell's monotonic clock, used only for
+    /// lease expiry on the leader.
+    Tick {
+        /// Monotonic milliseconds.
+        now_ms: u64,
+    },
+    /// A message from a peer of this group.
+    Message(Message),
+    /// A peer's snapshot message whose image was received into `path`.
+    Snapshot {
+        /// The Raft message (its snapshot carries only metadata).
+        message: Message,
+        /// Where the shell stored the received image.
+        path: std::path::PathBuf,
+    },
+    /// Replicate an encoded `InternalRaftRequest` whose header id is `id`.
+    Propose {
+        /// The request id; the result is reported as [`Output::Applied`] with it.
+        id: u64,
+        /// The encoded request.
+        data: Bytes,
+    },
+    /// A linearizable read wants a read index.
+    ReadIndex {
+        /// Completed by [`Output::ReadReady`] or [`Output::Failed`].
+        token: Token,
+    },
+    /// Renew lease `id` (keep-alive).
+    LeaseRenew {
+        /// Completed by [`Output::LeaseTtl`].
+        token: Token,
+        /// Lease id.
+        id: i64,
+    },
+    /// Remaining TTL of lease `id`.
+    LeaseRemaining {
+        /// Completed by [`Output::LeaseTtl`].
+        token: Token,
+        /// Lease id.
+        id: i64,
+    },
+    /// Transfer leadership to `to`.
+    TransferLeader {
+        /// Completed by [`Output::Done`] once `to` leads, or [`Output::Failed`].
+        token: Token,
+        /// Target member.
+        to: NodeId,
+    },
+    /// A peer could not be reached.
+    Unreachable(NodeId),
+    /// Sending a snapshot to a peer finished.
+    SnapshotStatus {
+        /// The peer.
+        to: NodeId,
+        /// Whether it was delivered.
+        success: bool,
+    },
+}
+
+/// An effect of the core for the shell.
+#[derive(Debug)]
+pub enum Output {
+    /// A proposal of this member was applied.
+    Applied {
+        /// The request id.
+        id: u64,
+        /// The store's response.
+        result: Result<WriteResponse, MvccError>,
+    },
+    /// A read may proceed: this member applied everything up to its read index.
+    ReadReady {
+        /// The read.
+        token: Token,
+    },
+    /// A lease TTL answer; `Err(NotLeader)` when this member cannot answer (forward it).
+    LeaseTtl {
+        /// The request.
+        token: Token,
+        /// TTL in seconds, `None` if the lease does not exist.
+        result: Result<Option<i64>, ServerError>,
+    },
+    /// A request completed without a value.
+    Done {
+        /// The request.
+        token: Token,
+    },
+    /// A request (proposal id or token) failed.
+    Failed {
+        /// The request.
+        token: Token,
+        /// Why.
+        error: ServerError,
+    },
+    /// The known leader or term changed.
+    LeaderChanged {
+        /// New leader (`NO_NODE`: none known).
+        leader: NodeId,
+        /// Current term.
+        term: u64,
+    },
+    /// A snapshot message must be sent: the shell streams the store's image with it.
+    SendSnapshot(Message),
+}
+
+/// Where the core's effects go. The shell sends messages to peers at once (the leader's appends
+/// travel while it fsyncs); the simulator queues them in its network.
+pub trait Outbox {
+    /// Messages to peers.
+    fn send(&mut self, messages: Vec<Message>);
+    /// Results for waiting requests, and notifications.
+    fn output(&mut self, output: Output);
+}
+
+/// A fatal core failure: the member must stop (a disk that cannot be written, a corrupt log).
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The WAL failed.
+    #[error("WAL: {0}")]
+    Wal(#[from] quorum_storage::Error),
+    /// Raft refused its own state.
+    #[error("raft: {0}")]
+    Raft(#[from] quorum_raft::RaftError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Counters the shell exports as metrics.
+#[derive(Debug, Default, Clone)]
+pub struct CoreStats {
+    /// Proposals that failed before entering the log.
+    pub proposals_failed: u64,
+    /// Proposals handed to Raft.
+    pub proposals_pending: u64,
+    /// Entries applied.
+    pub applied_entries: u64,
+    /// Leader changes seen.
+    pub leader_changes: u64,
+    /// Snapshots taken.
+    pub snapshots: u64,
+}
+
+/// The member core. See the module documentation.
+pub struct Core<F: FileSystem> {
+    cfg: CoreConfig,
+    raft: RawNode<LogStore<F>>,
+    store: Arc<Store>,
+    applied: u64,
+    leader: NodeId,
+    term: u64,
+    is_leader: bool,
+    now_ms: u64,
+    /// Proposals collected since the last `process`, proposed as one batch.
+    proposal_batch: Vec<(u64, Bytes)>,
+    /// Reads collected since the last `process`, served by one ReadIndex round.
+    read_batch: Vec<Token>,
+    /// ReadIndex rounds in flight: context → reads.
+    reads_in_flight: HashMap<u64, Vec<Token>>,
+    /// Reads that have a read index, waiting for apply: index → reads.
+    reads_waiting_apply: BTreeMap<u64, Vec<Token>>,
+    next_read_ctx: u64,
+    /// Snapshot images received from a leader, by snapshot index.
+    received_snapshots: BTreeMap<u64, std::path::PathBuf>,
+    pending_transfer: Option<(Token, NodeId, u64)>,
+    last_snapshot_index: u64,
+    stats: CoreStats,
+}
+
+/// Lease expiry work per tick, bounded so that a burst of expiries cannot stall the loop.
+const MAX_EXPIRED_PER_TICK: usize = 64;
+
+impl<F: FileSystem> Core<F> {
+    /// Builds the core over a recovered log and an opened store.
+    pub fn new(cfg: CoreConfig, log: LogStore<F>, store: Arc<Store>) -> Result<Self, CoreError> {
+        let hs = log.hard_state();
+        let store_ci = store
+            .consistent_index()
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        let applied = store_ci.min(hs.commit);
+        let first = log.first_index();
+        // Entries the store already applied are skipped at apply time; Raft must not hand out
+        // entries older than its log start.
+        let applied = applied.max(first.saturating_sub(1));
+        let mut rc = quorum_raft::Config::new(cfg.member_id);
+        rc.election_tick = cfg.election_tick;
+        rc.heartbeat_tick = cfg.heartbeat_tick;
+        rc.applied = applied;
+        rc.check_quorum = true;
+        rc.pre_vote = true;
+        rc.seed = cfg.seed;
+        rc.max_size_per_msg = 1024 * 1024;
+        rc.max_inflight_msgs = 256;
+        rc.max_uncommitted_entries_size = 1 << 30;
+        rc.max_committed_size_per_ready = 64 * 1024 * 1024;
+        let last_snapshot_index = first.saturating_sub(1);
+        let raft = RawNode::new(&rc, log)?;
+        info!(
+            member = format_args!("{:x}", cfg.member_id),
+            term = hs.term,
+            commit = hs.commit,
+            applied,
+            "raft group {} started",
+            cfg.group_id
+        );
+        Ok(Core {
+            cfg,
+            raft,
+            store,
+            applied,
+            leader: NO_NODE,
+            term: hs.term,
+            is_leader: false,
+            now_ms: 0,
+            proposal_batch: Vec::new(),
+            read_batch: Vec::new(),
+            reads_in_flight: HashMap::new(),
+            reads_waiting_apply: BTreeMap::new(),
+            next_read_ctx: 1,
+            received_snapshots: BTreeMap::new(),
+            pending_transfer: None,
+            last_snapshot_index,
+            stats: CoreStats::default(),
+        })
+    }
+
+    /// The store this core applies to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Raft's view, for status reports.
+    pub fn raft_status(&self) -> quorum_raft::Status {
+        self.raft.status()
+    }
+
+    /// Last index in the log.
+    pub fn last_index(&self) -> u64 {
+        self.raft.storage().last_index()
+    }
+
+    /// Last applied index.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The leader this member knows of.
+    pub fn leader(&self) -> NodeId {
+        self.leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    /// Feeds one event. Cheap: the work happens in [`Core::process`].
+    pub fn handle(&mut self, input: Input, out: &mut dyn Outbox) {
+        match input {
+            Input::Tick { now_ms } => {
+                self.now_ms = now_ms;
+                self.raft.tick();
+                self.tick_leases(out);
+                self.check_transfer(out);
+            }
+            Input::Message(m) => self.step(m),
+            Input::Snapshot { message, path } => {
+                if let Some(s) = &message.snapshot {
+                    self.received_snapshots.insert(s.metadata.index, path);
+                    // Bound what we keep: only the newest few images matter.
+                    while self.received_snapshots.len() > 4 {
+                        if let Some((_, p)) = self.received_snapshots.pop_first() {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                }
+                self.step(message);
+            }
+            Input::Propose { id, data } => {
+                if self.leader == NO_NODE {
+                    self.stats.proposals_failed += 1;
+                    out.output(Output::Failed {
+                        token: id,
+                        error: ServerError::NoLeader,
+                    });
+                } else {
+                    self.proposal_batch.push((id, data));
+                    if self.proposal_batch.len() >= self.cfg.max_batch {
+                        self.flush_proposals(out);
+                    }
+                }
+            }
+            Input::ReadIndex { token } => self.read_batch.push(token),
+            Input::LeaseRenew { token, id } => {
+                let result = if self.is_leader {
+                    match self.store.lease_renew(id, self.now_ms) {
+                        Ok(ttl) => Ok(Some(ttl)),
+                        Err(MvccError::LeaseNotFound) => Ok(None),
+                        Err(MvccError::NotLeader) => Err(ServerError::NotLeader),
+                        Err(e) => Err(ServerError::Internal(e.to_string())),
+                    }
+                } else {
+                    Err(ServerError::NotLeader)
+                };
+                out.output(Output::LeaseTtl { token, result });
+            }
+            Input::LeaseRemaining { token, id } => {
+                let result = if self.is_leader {
+                    match self.store.lease_time_to_live(id, false, self.now_ms) {
+                        Ok(r) => Ok((r.ttl >= 0).then_some(r.ttl)),
+                        Err(e) => Err(ServerError::Internal(e.to_string())),
+                    }
+                } else {
+                    Err(ServerError::NotLeader)
+                };
+                out.output(Output::LeaseTtl { token, result });
+            }
+            Input::TransferLeader { token, to } => {
+                if !self.is_leader {
+                    out.output(Output::Failed {
+                        token,
+                        error: ServerError::NotLeader,
+                    });
+                } else if to == self.cfg.member_id {
+                    out.output(Output::Done { token });
+                } else if !self.raft.status().progress.contains_key(&to) {
+                    out.output(Output::Failed {
+                        token,
+                        error: ServerError::BadLeaderTransferee,
+                    });
+                } else {
+                    self.raft.transfer_leadership(to);
+                    let deadline = self.now_ms + 2 * self.election_ms();
+                    self.pending_transfer = Some((token, to, deadline));
+                }
+            }
+            Input::Unreachable(id) => self.raft.report_unreachable(id),
+            Input::SnapshotStatus { to, success } => self.raft.report_snapshot(to, success),
+        }
+    }
+
+    fn election_ms(&self) -> u64 {
+        self.cfg.election_tick as u64 * self.cfg.tick_ms
+    }
+
+    fn step(&mut self, m: Message) {
+        if let Err(e) = self.raft.step(m) {
+            debug!("dropped peer message: {e}");
+        }
+    }
+
+    fn flush_proposals(&mut self, out: &mut dyn Outbox) {
+        if self.proposal_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.proposal_batch);
+        let data: Vec<Bytes> = batch.iter().map(|(_, d)| d.clone()).collect();
+        match self.raft.propose_batch(data) {
+            Ok(()) => self.stats.proposals_pending += batch.len() as u64,
+            Err(e) => {
+                let error = propose_error(e);
+                for (id, _) in batch {
+                    self.stats.proposals_failed += 1;
+                    out.output(Output::Failed {
+                        token: id,
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn flush_reads(&mut self, out: &mut dyn Outbox) {
+        if self.read_batch.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.read_batch);
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self
+            .raft
+            .read_index(Bytes::copy_from_slice(&ctx.to_be_bytes()))
+        {
+            Ok(()) => {
+                self.reads_in_flight.insert(ctx, reads);
+            }
+            Err(e) => {
+                let error = match e {
+                    ReadIndexError::NoLeader => ServerError::NoLeader,
+                    ReadIndexError::TooManyPending => ServerError::TooManyRequests,
+                    _ => ServerError::NoLeader,
+                };
+                for token in reads {
+                    out.output(Output::Failed {
+                        token,
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn tick_leases(&mut self, out: &mut dyn Outbox) {
+        if !self.is_leader {
+            return;
+        }
+        for id in self.store.lease_expired(self.now_ms, MAX_EXPIRED_PER_TICK) {
+            let req = InternalRaftRequest {
+                lease_revoke: Some(quorum_api::etcdserverpb::LeaseRevokeRequest { id }),
+                ..Default::default()
+            };
+            // Expiry revokes have no waiter (id 0); a lost one is proposed again after the
+            // lessor's retry interval.
+            self.proposal_batch
+                .push((0, Bytes::from(req.encode_to_vec())));
+        }
+        let _ = out;
+    }
+
+    fn check_transfer(&mut self, out: &mut dyn Outbox) {
+        if let Some((token, to, deadline)) = self.pending_transfer {
+            if self.leader == to {
+                self.pending_transfer = None;
+                out.output(Output::Done { token });
+            } else if self.now_ms >= deadline {
+                self.pending_transfer = None;
+                out.output(Output::Failed {
+                    token,
+                    error: ServerError::Timeout,
+                });
+            }
+        }
+    }
+
+    /// Runs Raft's pending work: batches proposals and reads, persists (one fsync), sends,
+    /// applies, releases reads. Call after a burst of [`Core::handle`] calls. An error is
+    /// fatal: the member must stop.
+    pub fn process(&mut self, out: &mut dyn Outbox) -> Result<(), CoreError> {
+        self.flush_proposals(out);
+        self.flush_reads(out);
+        // A Ready can lead to another (e.g. after advance a leader may commit more); loop while
+        // there is work, but boundedly so that inputs keep flowing.
+        for _ in 0..4 {
+            if !self.raft.has_ready() {
+                break;
+            }
+            self.process_ready(out)?;
+        }
+        Ok(())
+    }
+
+    fn process_ready(&mut self, out: &mut dyn Outbox) -> Result<(), CoreError> {
+        let rd = self.raft.ready();
+        if let Some(ss) = &rd.soft_state {
+            self.on_soft_state(ss.leader, ss.role, out);
+        }
+        if let Some(hs) = &rd.hard_state {
+            if hs.term != self.term {
+                self.term = hs.term;
+                out.output(Output::LeaderChanged {
+                    leader: self.leader,
+                    term: self.term,
+                });
+            }
+        }
+        // The leader's appends and heartbeats go out before the fsync.
+        self.send_all(rd.messages, out);
+
+        if let Some(snap) = &rd.snapshot {
+            self.install_snapshot(snap)?;
+        }
+        let log = self.raft.storage_mut();
+        if rd.hard_state.is_some() || !rd.entries.is_empty() {
+            log.append(rd.hard_state, &rd.entries)?;
+        }
+        if rd.must_sync || rd.snapshot.is_some() {
+            log.sync()?;
+        }
+        // Votes and append responses only after the state they vouch for is durable.
+        self.send_all(rd.persisted_messages, out);
+
+        self.apply(&rd.committed_entries, out)?;
+
+        for rs in rd.read_states {
+            let ctx = ctx_id(&rs.request_ctx);
+            if let Some(reads) = self.reads_in_flight.remove(&ctx) {
+                self.reads_waiting_apply
+                    .entry(rs.index)
+                    .or_default()
+                    .extend(reads);
+            }
+        }
+        self.release_reads(out);
+        self.raft.advance();
+        self.maybe_snapshot()?;
+        Ok(())
+    }
+
+    fn send_all(&mut self, messages: Vec<Message>, out: &mut dyn Outbox) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut plain = Vec::with_capacity(messages.len());
+        for m in messages {
+            if m.msg_type == MessageType::Snapshot {
+                out.output(Output::SendSnapshot(m));
+            } else {
+                plain.push(m);
+            }
+        }
+        if !plain.is_empty() {
+            out.send(plain);
+        }
+    }
+
+    fn on_soft_state(&mut self, leader: NodeId, role: Role, out: &mut dyn Outbox) {
+        let was_leader = self.is_leader;
+        self.is_leader = role == Role::Leader;
+        if leader != self.leader {
+            self.stats.leader_changes += 1;
+            info!(
+                member = format_args!("{:x}", self.cfg.member_id),
+                term = self.term,
+                "leader changed: {:x} -> {:x}",
+                self.leader,
+                leader
+            );
+            self.leader = leader;
+            // ReadIndex rounds in flight may be lost with the old leader: fail them (they are
+            // reads, so retrying is always safe).
+            for (_, reads) in self.reads_in_flight.drain() {
+                for token in reads {
+                    out.output(Output::Failed {
+                        token,
+                        error: ServerError::LeaderChanged,
+                    });
+                }
+            }
+            out.output(Output::LeaderChanged {
+                leader,
+                term: self.term,
+            });
+        }
+        if self.is_leader && !was_leader {
+            // No lease may expire because of the election: extend every TTL by an election
+            // timeout (etcd does the same on promotion).
+            if let Err(e) = self.store.lease_promote(self.now_ms, self.election_ms()) {
+                warn!("promoting the lessor failed: {e}");
+            }
+        } else if !self.is_leader && was_leader {
+            self.store.lease_demote();
+        }
+    }
+
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), CoreError> {
+        let meta = &snap.metadata;
+        let path = self.received_snapshots.remove(&meta.index).ok_or_else(|| {
+            CoreError::Store(format!(
+                "Raft installs snapshot at index {} but its image was not received",
+                meta.index
+            ))
+        })?;
+        info!(
+            member = format_args!("{:x}", self.cfg.member_id),
+            "installing snapshot at index {} term {}", meta.index, meta.term
+        );
+        let file = std::fs::File::open(&path)
+            .map_err(|e| CoreError::Store(format!("opening snapshot {}: {e}", path.display())))?;
+        self.store
+            .snapshot_import(std::io::BufReader::new(file))
+            .map_err(|e| CoreError::Store(format!("restoring snapshot {}: {e}", path.display())))?;
+        // The image must be durable before the WAL records that the log restarts after it.
+        self.store
+            .flush()
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        let _ = std::fs::remove_file(&path);
+        if self.is_leader {
+            let _ = self.store.lease_promote(self.now_ms, self.election_ms());
+        }
+        let log = self.raft.storage_mut();
+        log.apply_snapshot(&Snapshot {
+            metadata: meta.clone(),
+            data: Bytes::new(),
+        })?;
+        // The image may be newer than the snapshot index: the store's consistent index says
+        // where it really is; entries up to it are skipped on apply.
+        let ci = self
+            .store
+            .consistent_index()
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        assert!(
+            ci >= meta.index,
+            "snapshot image at {ci} is older than its metadata {}",
+            meta.index
+        );
+        self.applied = meta.index;
+        self.last_snapshot_index = meta.index;
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: &[Entry], out: &mut dyn Outbox) -> Result<(), CoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut batch: Vec<(u64, u64, WriteRequest)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            assert!(
+                e.index == self.applied + 1 || e.index <= self.applied,
+                "apply gap: applied {} next entry {}",
+                self.applied,
+                e.index
+            );
+            if e.index <= self.applied {
+                continue;
+            }
+            self.applied = e.index;
+            match e.kind {
+                EntryKind::Normal => {
+                    if e.data.is_empty() {
+                        batch.push((e.index, 0, WriteRequest::Noop));
+                        continue;
+                    }
+                    match InternalRaftRequest::decode(e.data.as_ref()) {
+                        Ok(req) => {
+                            let id = req.header.as_ref().map(|h| h.id).unwrap_or(req.id);
+                            match crate::convert::internal_to_write(&req) {
+                                Ok(w) => batch.push((e.index, id, w)),
+                                Err(err) => {
+                                    // Deterministic on every member: the entry is a no-op.
+                                    warn!("entry {} is not a valid request: {err}", e.index);
+                                    batch.push((e.index, 0, WriteRequest::Noop));
+                                    if id != 0 {
+                                        out.output(Output::Failed {
+                                            token: id,
+                                            error: ServerError::InvalidArgument(err.to_string()),
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            warn!("entry {} does not decode: {err}", e.index);
+                            batch.push((e.index, 0, WriteRequest::Noop));
+                        }
+                    }
+                }
+                EntryKind::ConfChange => {
+                    // Apply what is batched so far first: conf changes take effect in order.
+                    self.apply_batch(&mut batch, out)?;
+                    self.apply_conf_change(e)?;
+                }
+            }
+        }
+        self.apply_batch(&mut batch, out)?;
+        self.stats.applied_entries += entries.len() as u64;
+        Ok(())
+    }
+
+    fn apply_batch(
+        &mut self,
+        batch: &mut Vec<(u64, u64, WriteRequest)>,
+        out: &mut dyn Outbox,
+    ) -> Result<(), CoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(batch);
+        let mut ids = Vec::with_capacity(items.len());
+        let mut reqs = Vec::with_capacity(items.len());
+        for (index, id, req) in items {
+            ids.push(id);
+            reqs.push((index, req));
+        }
+        let results = self
+            .store
+            .apply(&reqs)
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        assert_eq!(results.len(), ids.len(), "store answered a different batch");
+        for (id, result) in ids.into_iter().zip(results) {
+            // `None`: already applied before a restart; its waiter (if any) is long gone.
+            if let (true, Some(result)) = (id != 0, result) {
+                out.output(Output::Applied { id, result });
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, e: &Entry) -> Result<(), CoreError> {
+        let cc = match ConfChange::decode(&e.data) {
+            Ok(cc) => cc,
+            Err(err) => {
+                warn!("conf change entry {} does not decode: {err}", e.index);
+                return Ok(());
+            }
+        };
+        match self.raft.apply_conf_change(&cc) {
+            Ok(cs) => {
+                info!("configuration changed at index {}: {:?}", e.index, cs);
+                self.raft.storage_mut().set_conf_state(cs)?;
+            }
+            Err(err) => warn!("conf change at index {} refused: {err}", e.index),
+        }
+        // Conf changes carry no store request; record the index so replay skips it.
+        self.store
+            .apply(&[(e.index, WriteRequest::Noop)])
+            .map_err(|err| CoreError::Store(err.to_string()))?;
+        Ok(())
+    }
+
+    fn release_reads(&mut self, out: &mut dyn Outbox) {
+        while let Some((&index, _)) = self.reads_waiting_apply.first_key_value() {
+            if index > self.applied {
+                break;
+            }
+            if let Some((_, reads)) = self.reads_waiting_apply.pop_first() {
+                for token in reads {
+                    out.output(Output::ReadReady { token });
+                }
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), CoreError> {
+        if self.applied < self.last_snapshot_index + self.cfg.snapshot_count {
+            return Ok(());
+        }
+        // The store's state up to `applied` must be durable before the log behind it goes.
+        self.store
+            .flush()
+            .map_err(|e| CoreError::Store(e.to_string()))?;
+        let index = self.applied;
+        let term = quorum_raft::Storage::term(self.raft.storage(), index)
+            .map_err(|e| CoreError::Store(format!("no term for applied index {index}: {e}")))?;
+        let conf_state = self.raft.storage().conf_state().clone();
+        let log = self.raft.storage_mut();
+        log.set_snapshot(Snapshot {
+            metadata: SnapshotMetadata {
+                index,
+                term,
+                conf_state,
+            },
+            data: Bytes::new(),
+        });
+        let compact_to = index.saturating_sub(self.cfg.snapshot_catchup_entries);
+        if compact_to > log.first_index() {
+            log.compact(compact_to)?;
+        }
+        self.last_snapshot_index = index;
+        self.stats.snapshots += 1;
+        info!(
+            member = format_args!("{:x}", self.cfg.member_id),
+            "snapshot at index {index}; log compacted to {compact_to}"
+        );
+        Ok(())
+    }
+}
+
+fn ctx_id(ctx: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    if ctx.len() == 8 {
+        b.copy_from_slice(ctx);
+    }
+    u64::from_be_bytes(b)
+}
+
+fn propose_error(e: ProposeError) -> ServerError {
+    match e {
+        ProposeError::NoLeader | ProposeError::NotMember => ServerError::NoLeader,
+        ProposeError::TransferInProgress { .. } => ServerError::TransferInProgress,
+        ProposeError::Backpressure => ServerError::TooManyRequests,
+        ProposeError::TooLarge { .. } => ServerError::RequestTooLarge,
+        ProposeError::ConfChangePending => ServerError::UnhealthyCluster,
+        ProposeError::InvalidConfChange(s) => ServerError::InvalidArgument(s),
+    }
+}

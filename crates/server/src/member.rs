@@ -1,0 +1,128 @@
+//! [`Member`]: the handle through which the gRPC services reach the running member (its Raft
+//! group, its MVCC store, its lessor). Cheap to clone; every method is safe to call from any
+//! tokio task.
+//!
+//! Writes go through [`Member::propose`]: the request is encoded as an `InternalRaftRequest`,
+//! proposed to Raft, and the call completes when this member has applied it, with the MVCC
+//! store's response. Linearizable reads call [`Member::read_barrier`] first and then read the
+//! store directly; serializable reads skip the barrier.
+
+use std::sync::Arc;
+
+use quorum_api::internal::InternalRaftRequest;
+use quorum_mvcc::{Store, WriteResponse};
+use quorum_raft::NodeId;
+
+use crate::error::ServerError;
+
+/// One member of the cluster as the Cluster API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Member id.
+    pub id: NodeId,
+    /// Name (`--name`); empty until the member has started and published it.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs.
+    pub client_urls: Vec<String>,
+    /// True for a non-voting learner.
+    pub is_learner: bool,
+}
+
+/// What Maintenance.Status and the response headers report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusInfo {
+    /// This member's id.
+    pub member_id: NodeId,
+    /// The cluster's id.
+    pub cluster_id: u64,
+    /// The leader this member knows of (0: none).
+    pub leader: NodeId,
+    /// Current Raft term.
+    pub raft_term: u64,
+    /// Last index in this member's Raft log.
+    pub raft_index: u64,
+    /// Last index this member applied.
+    pub raft_applied_index: u64,
+    /// True if this member is a learner.
+    pub is_learner: bool,
+}
+
+/// Handle to a running member. See the module documentation.
+#[derive(Clone)]
+pub struct Member {
+    pub(crate) inner: Arc<crate::shell::Shared>,
+}
+
+impl Member {
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.member_id
+    }
+
+    /// The cluster's id.
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    /// The MVCC store, for reads (ranges, watches, hashes, snapshot export). Writes must go
+    /// through [`Member::propose`].
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// Raft and member status, as of now.
+    pub fn status(&self) -> StatusInfo {
+        self.inner.status()
+    }
+
+    /// The members of the cluster.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.inner.members()
+    }
+
+    /// `--max-request-bytes`.
+    pub fn max_request_bytes(&self) -> usize {
+        self.inner.limits.max_request_bytes
+    }
+
+    /// `--max-txn-ops`.
+    pub fn max_txn_ops(&self) -> usize {
+        self.inner.limits.max_txn_ops
+    }
+
+    /// Replicates `req` through Raft and returns this member's result of applying it. The
+    /// header id is assigned here. Fails with `etcdserver: no leader` at once when no leader is
+    /// known, and with `etcdserver: request timed out` after the request timeout.
+    pub async fn propose(&self, req: InternalRaftRequest) -> Result<WriteResponse, ServerError> {
+        self.inner.propose(req).await
+    }
+
+    /// Waits until this member has applied everything committed at the moment of the call, as
+    /// confirmed by the leader (ReadIndex); after it returns, reading the store is linearizable.
+    pub async fn read_barrier(&self) -> Result<(), ServerError> {
+        self.inner.read_barrier().await
+    }
+
+    /// Keeps lease `id` alive; returns its new TTL in seconds (0 or less: it no longer exists).
+    /// Served by the leader; a follower forwards it.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<i64, ServerError> {
+        self.inner.lease_keep_alive(id).await
+    }
+
+    /// Remaining TTL of lease `id` in seconds, from the leader's lessor (`None`: no such lease).
+    pub async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ServerError> {
+        self.inner.lease_remaining(id).await
+    }
+
+    /// The Prometheus text exposition of the member's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.encode()
+    }
+
+    /// Transfers leadership to `target` (MoveLeader); only the leader accepts it.
+    pub async fn move_leader(&self, target: NodeId) -> Result<(), ServerError> {
+        self.inner.move_leader(target).await
+    }
+}

@@ -1,0 +1,420 @@
+//! Starting and stopping a member: the data directory, the WAL and store, the core thread, the
+//! peer and client listeners, and the graceful shutdown (a leader hands leadership over first).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use quorum_raft::{ConfState, NodeId};
+use quorum_storage::{Identity, LogStore, RealFs, WalMetrics, WalOptions};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{ClusterState, Config};
+use crate::core::{Core, CoreConfig};
+use crate::ids;
+use crate::member::{Member, MemberInfo};
+use crate::metrics::Metrics;
+use crate::shell::{Limits, Shared};
+
+/// Why a member could not start; worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// The Raft group every member runs today (Multi-Raft will add more).
+pub const DEFAULT_GROUP: u64 = 1;
+
+/// The cluster's identity and membership as this member recorded it at bootstrap; on restart it
+/// is authoritative (the `--initial-*` flags are then ignored, as etcd does).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterFile {
+    /// Cluster id.
+    pub cluster_id: u64,
+    /// This member's id.
+    pub member_id: u64,
+    /// This member's name.
+    pub name: String,
+    /// The initial cluster token.
+    pub token: String,
+    /// Every member known at bootstrap.
+    pub members: Vec<ClusterFileMember>,
+}
+
+/// One member in [`ClusterFile`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterFileMember {
+    /// Member id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs (known for this member; learned later for others).
+    pub client_urls: Vec<String>,
+}
+
+fn read_cluster_file(path: &Path) -> Result<Option<ClusterFile>, StartError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            StartError(format!(
+                "{} is corrupt ({e}); restore the data directory from a backup or remove it \
+                 to rejoin as a new member",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StartError(format!("reading {}: {e}", path.display()))),
+    }
+}
+
+fn write_cluster_file(path: &Path, cf: &ClusterFile) -> Result<(), StartError> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(cf)
+        .map_err(|e| StartError(format!("encoding cluster file: {e}")))?;
+    let io = |e: std::io::Error| StartError(format!("writing {}: {e}", path.display()));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// A running member: its handle, bound addresses, and the means to stop it.
+pub struct RunningMember {
+    /// The handle the services use.
+    pub member: Member,
+    /// Bound client addresses.
+    pub client_addrs: Vec<SocketAddr>,
+    /// Bound peer addresses.
+    pub peer_addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    core_thread: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    election_timeout: Duration,
+}
+
+async fn bind_all(addrs: &[String], what: &str) -> Result<Vec<TcpListener>, StartError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let l = TcpListener::bind(a).await.map_err(|e| {
+            StartError(format!(
+                "cannot listen for {what} on {a}: {e} (is another member or etcd already \
+                 running there? choose another port with --listen-{what}-urls)"
+            ))
+        })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Starts a member as configured. Returns once it listens; it runs until [`RunningMember::stop`].
+pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
+    let member_dir = cfg.data_dir.join("member");
+    std::fs::create_dir_all(&member_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create data dir {}: {e}",
+            member_dir.display()
+        ))
+    })?;
+    let cluster_path = member_dir.join("cluster.json");
+    let existing = read_cluster_file(&cluster_path)?;
+    let fresh = existing.is_none();
+    let cf = match existing {
+        Some(cf) => {
+            if cf.name != cfg.name {
+                warn!(
+                    "data dir belongs to member {:?}, started as {:?}; using the data dir's name",
+                    cf.name, cfg.name
+                );
+            }
+            if cf.token != cfg.initial_cluster_token {
+                return Err(StartError(format!(
+                    "data dir {} belongs to cluster token {:?}, but --initial-cluster-token is \
+                     {:?}; use the right data dir or token",
+                    cfg.data_dir.display(),
+                    cf.token,
+                    cfg.initial_cluster_token
+                )));
+            }
+            cf
+        }
+        None => {
+            if cfg.initial_cluster_state == ClusterState::Existing {
+                return Err(StartError(
+                    "--initial-cluster-state=existing needs the member to be added first \
+                     (member add); joining a running cluster is not supported yet"
+                        .into(),
+                ));
+            }
+            let (ids, cluster_id) =
+                ids::initial_ids(&cfg.initial_cluster, &cfg.initial_cluster_token);
+            let member_id = ids::member_id(&cfg.advertise_peer_urls, &cfg.initial_cluster_token);
+            let members = cfg
+                .initial_cluster
+                .iter()
+                .zip(ids)
+                .map(|(m, id)| ClusterFileMember {
+                    id,
+                    name: m.name.clone(),
+                    peer_urls: m.peer_urls.clone(),
+                    client_urls: if id == member_id {
+                        cfg.advertise_client_urls.clone()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            ClusterFile {
+                cluster_id,
+                member_id,
+                name: cfg.name.clone(),
+                token: cfg.initial_cluster_token.clone(),
+                members,
+            }
+        }
+    };
+    let metrics = Metrics::new().map_err(|e| StartError(format!("registering metrics: {e}")))?;
+    let wal_metrics = WalMetrics::new()
+        .and_then(|m| m.register(&metrics.registry).map(|_| m))
+        .map_err(|e| StartError(format!("registering WAL metrics: {e}")))?;
+    let identity = Identity {
+        cluster_id: cf.cluster_id,
+        member_id: cf.member_id,
+    };
+    let wal_opts = WalOptions {
+        metrics: Some(wal_metrics),
+        ..WalOptions::default()
+    };
+    let (mut log, recovered) =
+        LogStore::open(RealFs, &cfg.wal_dir, identity, wal_opts).map_err(|e| {
+            StartError(format!(
+                "cannot open the WAL in {}: {e}",
+                cfg.wal_dir.display()
+            ))
+        })?;
+    if let Some(torn) = &recovered.torn_tail {
+        warn!("WAL had a torn tail, repaired: {torn:?}");
+    }
+    if fresh || log.conf_state().voters.is_empty() && log.last_index() == 0 {
+        let voters: Vec<NodeId> = cf.members.iter().map(|m| m.id).collect();
+        log.set_conf_state(ConfState {
+            voters,
+            ..ConfState::default()
+        })
+        .and_then(|_| log.sync().map(|_| ()))
+        .map_err(|e| StartError(format!("bootstrapping the WAL: {e}")))?;
+        write_cluster_file(&cluster_path, &cf)?;
+        info!(
+            "bootstrapped member {:x} of new cluster {:x} with {} members",
+            cf.member_id,
+            cf.cluster_id,
+            cf.members.len()
+        );
+    }
+    let db_path = member_dir.join("db");
+    let store_opts = quorum_mvcc::StoreOptions {
+        quota_bytes: cfg.quota_backend_bytes,
+        // The WAL is the source of truth: store commits need no fsync of their own; the store
+        // is flushed before the log behind it is compacted, and replay skips what it has.
+        durable: false,
+        max_txn_ops: cfg.max_txn_ops as usize,
+        ..quorum_mvcc::StoreOptions::default()
+    };
+    let store =
+        Arc::new(quorum_mvcc::Store::open(&db_path, store_opts).map_err(|e| {
+            StartError(format!("cannot open the store {}: {e}", db_path.display()))
+        })?);
+
+    let tick = cfg.heartbeat_interval;
+    let tick_ms = tick.as_millis().max(1) as u64;
+    let election_tick = (cfg.election_timeout.as_millis() as u64 / tick_ms).max(2) as usize;
+    let core_cfg = CoreConfig {
+        member_id: cf.member_id,
+        group_id: DEFAULT_GROUP,
+        election_tick,
+        heartbeat_tick: 1,
+        tick_ms,
+        snapshot_count: cfg.snapshot_count,
+        snapshot_catchup_entries: 5000,
+        seed: cf.member_id ^ std::process::id() as u64,
+        max_batch: 4096,
+    };
+    let core = Core::new(core_cfg, log, store.clone())
+        .map_err(|e| StartError(format!("cannot start Raft: {e}")))?;
+
+    let (inbox_tx, inbox_rx) = std_mpsc::sync_channel(crate::shell::INBOX_CAPACITY);
+    let members: Vec<MemberInfo> = cf
+        .members
+        .iter()
+        .map(|m| MemberInfo {
+            id: m.id,
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: m.client_urls.clone(),
+            is_learner: false,
+        })
+        .collect();
+    // etcd's request timeout: 5 s plus two election timeouts.
+    let request_timeout = Duration::from_secs(5) + 2 * cfg.election_timeout;
+    let snap_dir = member_dir.join("snap");
+    let shared = Arc::new(Shared::new(
+        cf.member_id,
+        cf.cluster_id,
+        DEFAULT_GROUP,
+        cf.name.clone(),
+        store.clone(),
+        Limits {
+            max_request_bytes: cfg.max_request_bytes as usize,
+            max_txn_ops: cfg.max_txn_ops as usize,
+        },
+        request_timeout,
+        inbox_tx,
+        members,
+        metrics,
+    ));
+    let member = Member {
+        inner: shared.clone(),
+    };
+
+    // Listeners first, so that a port conflict is reported before anything runs.
+    let peer_listeners = bind_all(&cfg.listen_peer, "peer").await?;
+    let client_listeners = bind_all(&cfg.listen_client, "client").await?;
+    let metrics_listeners = bind_all(&cfg.listen_metrics, "metrics").await?;
+    let peer_addrs: Vec<SocketAddr> = peer_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let client_addrs: Vec<SocketAddr> = client_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+
+    let mut peer_urls: HashMap<NodeId, Vec<String>> = HashMap::new();
+    for m in &cf.members {
+        if m.id != cf.member_id {
+            shared.peers.add(shared.clone(), m.id, m.peer_urls.clone());
+            peer_urls.insert(m.id, m.peer_urls.clone());
+        }
+    }
+
+    let core_shared = shared.clone();
+    let core_thread = std::thread::Builder::new()
+        .name(format!("raft-{:x}", cf.member_id))
+        .spawn(move || {
+            if let Err(e) = crate::shell::run_core(core, inbox_rx, core_shared, tick, peer_urls) {
+                crate::shell::fatal(&e);
+            }
+        })
+        .map_err(|e| StartError(format!("cannot start the Raft thread: {e}")))?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    for l in peer_listeners {
+        let svc = quorum_api::peer::peer_server::PeerServer::new(
+            crate::transport::PeerService::new(shared.clone(), snap_dir.clone()),
+        )
+        .max_decoding_message_size(crate::transport::MAX_PEER_MESSAGE)
+        .max_encoding_message_size(crate::transport::MAX_PEER_MESSAGE);
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            let res = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                warn!("peer listener stopped: {e}");
+            }
+        });
+    }
+    for l in client_listeners.into_iter().chain(metrics_listeners) {
+        let router = crate::services::routes(member.clone())
+            .into_axum_router()
+            .merge(crate::http::router(member.clone()));
+        let routes = tonic::service::Routes::from(router);
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            let res = tonic::transport::Server::builder()
+                .accept_http1(true)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                warn!("client listener stopped: {e}");
+            }
+        });
+    }
+    info!(
+        "member {:x} ({}) of cluster {:x} serving clients on {:?}, peers on {:?}",
+        cf.member_id, cf.name, cf.cluster_id, client_addrs, peer_addrs
+    );
+    Ok(RunningMember {
+        member,
+        client_addrs,
+        peer_addrs,
+        shutdown,
+        core_thread: Some(core_thread),
+        shared,
+        election_timeout: cfg.election_timeout,
+    })
+}
+
+impl RunningMember {
+    /// Stops the member: a leader of a multi-member cluster first hands leadership to a
+    /// follower (so clients see no election timeout), then listeners close and the core thread
+    /// ends. Everything acknowledged is already durable.
+    pub async fn stop(mut self) {
+        let status = self.member.status();
+        if status.leader == status.member_id && self.member.members().len() > 1 {
+            if let Some(target) = self
+                .member
+                .members()
+                .iter()
+                .map(|m| m.id)
+                .find(|id| *id != status.member_id)
+            {
+                info!("leader stepping down: transferring leadership to {target:x}");
+                let _ = tokio::time::timeout(
+                    self.election_timeout * 2,
+                    self.member.move_leader(target),
+                )
+                .await;
+            }
+        }
+        let _ = self.shutdown.send(true);
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.core_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        info!("member {:x} stopped", status.member_id);
+    }
+
+    /// The data directory path of the WAL, for tests.
+    pub fn member_id(&self) -> NodeId {
+        self.member.id()
+    }
+}
+
+/// Where received snapshot images are kept.
+pub fn snap_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("member").join("snap")
+}

@@ -1,0 +1,467 @@
+//! The tokio shell around the deterministic member core: it owns the sockets, the timers and
+//! the thread the core runs on, and turns the core's outputs into completed client requests and
+//! peer messages.
+//!
+//! Threads: the core runs on one dedicated OS thread (it fsyncs, so it must not block the async
+//! runtime); everything else is tokio tasks. Requests reach the core through a bounded inbox
+//! (a full inbox answers `etcdserver: too many requests` at once); results come back through
+//! waiters keyed by request id or token.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message as _;
+use quorum_api::internal::InternalRaftRequest;
+use quorum_mvcc::{Store, WriteResponse};
+use quorum_raft::{GroupId, Message, NodeId, NO_NODE};
+use tokio::sync::oneshot;
+use tracing::error;
+
+use crate::core::{Core, Input, Outbox, Output};
+use crate::error::{mvcc_status, ServerError};
+use crate::member::{MemberInfo, StatusInfo};
+use crate::metrics::Metrics;
+use crate::transport::Peers;
+
+/// Request limits enforced by the services.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `--max-request-bytes`.
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops`.
+    pub max_txn_ops: usize,
+}
+
+/// Inputs queued for the core before new requests are refused.
+pub const INBOX_CAPACITY: usize = 64 * 1024;
+
+/// What a waiter receives.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Write(Result<WriteResponse, tonic::Status>),
+    Done(Result<(), ServerError>),
+    Ttl(Result<Option<i64>, ServerError>),
+}
+
+/// State shared between the shell's tasks and the [`crate::member::Member`] handles.
+pub struct Shared {
+    pub(crate) member_id: NodeId,
+    pub(crate) cluster_id: u64,
+    pub(crate) group_id: GroupId,
+    pub(crate) name: String,
+    pub(crate) store: Arc<Store>,
+    pub(crate) limits: Limits,
+    pub(crate) request_timeout: Duration,
+    pub(crate) inbox: std_mpsc::SyncSender<Input>,
+    pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    next_id: AtomicU64,
+    pub(crate) status: RwLock<StatusInfo>,
+    pub(crate) members: RwLock<Vec<MemberInfo>>,
+    pub(crate) stopped: AtomicBool,
+    pub(crate) metrics: Metrics,
+    pub(crate) peers: Peers,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        member_id: NodeId,
+        cluster_id: u64,
+        group_id: GroupId,
+        name: String,
+        store: Arc<Store>,
+        limits: Limits,
+        request_timeout: Duration,
+        inbox: std_mpsc::SyncSender<Input>,
+        members: Vec<MemberInfo>,
+        metrics: Metrics,
+    ) -> Self {
+        // Request ids: the member's low 16 bits, then a counter seeded from the wall clock so
+        // that ids of a restarted member do not collide with its previous life's (etcd's
+        // idutil does the same).
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let prefix = (member_id & 0xffff) << 48;
+        let suffix = (now_ms << 8) & ((1u64 << 48) - 1);
+        Shared {
+            member_id,
+            cluster_id,
+            group_id,
+            name,
+            store,
+            limits,
+            request_timeout,
+            inbox,
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(prefix | suffix),
+            status: RwLock::new(StatusInfo {
+                member_id,
+                cluster_id,
+                ..StatusInfo::default()
+            }),
+            members: RwLock::new(members),
+            stopped: AtomicBool::new(false),
+            metrics,
+            peers: Peers::default(),
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        let prefix = (self.member_id & 0xffff) << 48;
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        prefix | (n & ((1u64 << 48) - 1)) | 1
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Queues an input for the core; false when the inbox is full or the core stopped.
+    pub(crate) fn send_input(&self, input: Input) -> bool {
+        self.inbox.try_send(input).is_ok()
+    }
+
+    pub(crate) fn status(&self) -> StatusInfo {
+        self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn members(&self) -> Vec<MemberInfo> {
+        self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Registers a waiter, sends the input built from its id, and waits for the reply with the
+    /// request timeout.
+    async fn call(&self, make: impl FnOnce(u64) -> Input) -> Result<Reply, ServerError> {
+        if self.is_stopped() {
+            return Err(ServerError::Stopped);
+        }
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.insert(id, tx);
+        }
+        if !self.send_input(make(id)) {
+            self.forget(id);
+            return Err(if self.is_stopped() {
+                ServerError::Stopped
+            } else {
+                ServerError::TooManyRequests
+            });
+        }
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(ServerError::Stopped),
+            Err(_) => {
+                self.forget(id);
+                Err(ServerError::Timeout)
+            }
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        if let Ok(mut w) = self.waiters.lock() {
+            w.remove(&id);
+        }
+    }
+
+    pub(crate) fn complete(&self, id: u64, reply: Reply) {
+        let tx = self.waiters.lock().ok().and_then(|mut w| w.remove(&id));
+        if let Some(tx) = tx {
+            let _ = tx.send(reply);
+        }
+    }
+
+    pub(crate) async fn propose(
+        &self,
+        mut req: InternalRaftRequest,
+    ) -> Result<WriteResponse, ServerError> {
+        let timer = Instant::now();
+        let reply = self
+            .call(|id| {
+                req.id = id;
+                let header = req.header.get_or_insert_with(Default::default);
+                header.id = id;
+                Input::Propose {
+                    id,
+                    data: Bytes::from(req.encode_to_vec()),
+                }
+            })
+            .await;
+        self.metrics
+            .proposal_duration
+            .observe(timer.elapsed().as_secs_f64());
+        match reply? {
+            Reply::Write(Ok(r)) => Ok(r),
+            Reply::Write(Err(status)) => Err(ServerError::Status(status)),
+            Reply::Done(Err(e)) | Reply::Ttl(Err(e)) => Err(e),
+            other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    pub(crate) async fn read_barrier(&self) -> Result<(), ServerError> {
+        match self.call(|token| Input::ReadIndex { token }).await? {
+            Reply::Done(r) => r,
+            other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    async fn lease_call(&self, id: i64, renew: bool) -> Result<Option<i64>, ServerError> {
+        let reply = self
+            .call(|token| {
+                if renew {
+                    Input::LeaseRenew { token, id }
+                } else {
+                    Input::LeaseRemaining { token, id }
+                }
+            })
+            .await?;
+        match reply {
+            Reply::Ttl(Err(ServerError::NotLeader)) => self.forward_lease(id, renew).await,
+            Reply::Ttl(r) => r,
+            Reply::Done(Err(e)) => Err(e),
+            other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    pub(crate) async fn lease_keep_alive(&self, id: i64) -> Result<i64, ServerError> {
+        Ok(self.lease_call(id, true).await?.unwrap_or(0))
+    }
+
+    pub(crate) async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ServerError> {
+        self.lease_call(id, false).await
+    }
+
+    /// Sends a lease request to the leader through the peer `Forward` call.
+    async fn forward_lease(&self, id: i64, renew: bool) -> Result<Option<i64>, ServerError> {
+        use quorum_api::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
+        use quorum_api::peer::{forward_request, forward_response, ForwardRequest};
+        let leader = self.status().leader;
+        if leader == NO_NODE || leader == self.member_id {
+            return Err(ServerError::NoLeader);
+        }
+        let urls = self
+            .members()
+            .into_iter()
+            .find(|m| m.id == leader)
+            .map(|m| m.peer_urls)
+            .ok_or(ServerError::NoLeader)?;
+        let request = if renew {
+            forward_request::Request::LeaseKeepAlive(LeaseKeepAliveRequest { id })
+        } else {
+            forward_request::Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id, keys: false })
+        };
+        let req = ForwardRequest {
+            cluster_id: self.cluster_id,
+            from_member: self.member_id,
+            request: Some(request),
+        };
+        for url in urls {
+            let Ok(mut client) =
+                quorum_api::peer::peer_client::PeerClient::connect(url.clone()).await
+            else {
+                continue;
+            };
+            let resp = tokio::time::timeout(self.request_timeout, client.forward(req))
+                .await
+                .map_err(|_| ServerError::Timeout)?
+                .map_err(ServerError::Status)?
+                .into_inner();
+            return match resp.response {
+                Some(forward_response::Response::LeaseKeepAlive(r)) => {
+                    Ok((r.ttl > 0).then_some(r.ttl))
+                }
+                Some(forward_response::Response::LeaseTimeToLive(r)) => {
+                    Ok((r.ttl >= 0).then_some(r.ttl))
+                }
+                None => Err(ServerError::Internal("empty forward response".into())),
+            };
+        }
+        Err(ServerError::NoLeader)
+    }
+
+    pub(crate) async fn move_leader(&self, target: NodeId) -> Result<(), ServerError> {
+        match self
+            .call(|token| Input::TransferLeader { token, to: target })
+            .await?
+        {
+            Reply::Done(r) => r,
+            other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+/// Serves a lease request forwarded by a follower (the `Forward` peer call).
+pub(crate) async fn serve_forward(
+    shared: &Arc<Shared>,
+    req: quorum_api::peer::ForwardRequest,
+) -> Result<tonic::Response<quorum_api::peer::ForwardResponse>, tonic::Status> {
+    use quorum_api::etcdserverpb::{LeaseKeepAliveResponse, LeaseTimeToLiveResponse};
+    use quorum_api::peer::{forward_request, forward_response, ForwardResponse};
+    let (id, renew) = match req.request {
+        Some(forward_request::Request::LeaseKeepAlive(r)) => (r.id, true),
+        Some(forward_request::Request::LeaseTimeToLive(r)) => (r.id, false),
+        None => return Err(tonic::Status::invalid_argument("empty forward request")),
+    };
+    let reply = shared
+        .call(|token| {
+            if renew {
+                Input::LeaseRenew { token, id }
+            } else {
+                Input::LeaseRemaining { token, id }
+            }
+        })
+        .await?;
+    let ttl = match reply {
+        Reply::Ttl(Ok(t)) => t,
+        Reply::Ttl(Err(e)) | Reply::Done(Err(e)) => return Err(e.into()),
+        other => {
+            return Err(tonic::Status::internal(format!(
+                "unexpected reply {other:?}"
+            )))
+        }
+    };
+    let response = if renew {
+        forward_response::Response::LeaseKeepAlive(LeaseKeepAliveResponse {
+            header: None,
+            id,
+            ttl: ttl.unwrap_or(0),
+        })
+    } else {
+        forward_response::Response::LeaseTimeToLive(LeaseTimeToLiveResponse {
+            header: None,
+            id,
+            ttl: ttl.unwrap_or(-1),
+            granted_ttl: 0,
+            keys: Vec::new(),
+        })
+    };
+    Ok(tonic::Response::new(ForwardResponse {
+        response: Some(response),
+    }))
+}
+
+/// The shell's [`Outbox`]: messages go to the peer queues at once, results to the waiters.
+struct ShellOutbox<'a> {
+    shared: &'a Arc<Shared>,
+    urls: &'a HashMap<NodeId, Vec<String>>,
+}
+
+impl Outbox for ShellOutbox<'_> {
+    fn send(&mut self, messages: Vec<Message>) {
+        for m in messages {
+            let to = m.to;
+            if !self.shared.peers.send(m) {
+                self.shared.metrics.peer_dropped.inc();
+                self.shared.send_input(Input::Unreachable(to));
+            }
+        }
+    }
+
+    fn output(&mut self, output: Output) {
+        match output {
+            Output::Applied { id, result } => self
+                .shared
+                .complete(id, Reply::Write(result.map_err(|e| mvcc_status(&e)))),
+            Output::ReadReady { token } => self.shared.complete(token, Reply::Done(Ok(()))),
+            Output::Done { token } => self.shared.complete(token, Reply::Done(Ok(()))),
+            Output::LeaseTtl { token, result } => self.shared.complete(token, Reply::Ttl(result)),
+            Output::Failed { token, error } => self.shared.complete(token, Reply::Done(Err(error))),
+            Output::LeaderChanged { leader, term } => {
+                let m = &self.shared.metrics;
+                m.has_leader.set(i64::from(leader != NO_NODE));
+                m.is_leader.set(i64::from(leader == self.shared.member_id));
+                m.leader_changes.inc();
+                if let Ok(mut s) = self.shared.status.write() {
+                    s.leader = leader;
+                    s.raft_term = term;
+                }
+            }
+            Output::SendSnapshot(m) => match self.urls.get(&m.to) {
+                Some(urls) => crate::transport::send_snapshot(self.shared.clone(), urls.clone(), m),
+                None => {
+                    self.shared.send_input(Input::SnapshotStatus {
+                        to: m.to,
+                        success: false,
+                    });
+                }
+            },
+        }
+    }
+}
+
+/// Runs the core on the current (dedicated) thread until the inbox closes or the member stops.
+/// Returns an error if the core failed fatally (the process must exit).
+pub(crate) fn run_core<F: quorum_storage::FileSystem>(
+    mut core: Core<F>,
+    inbox: std_mpsc::Receiver<Input>,
+    shared: Arc<Shared>,
+    tick: Duration,
+    peer_urls: HashMap<NodeId, Vec<String>>,
+) -> Result<(), crate::core::CoreError> {
+    let start = Instant::now();
+    let mut next_tick = Instant::now() + tick;
+    let mut out = ShellOutbox {
+        shared: &shared,
+        urls: &peer_urls,
+    };
+    loop {
+        if shared.is_stopped() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let wait = next_tick.saturating_duration_since(now);
+        match inbox.recv_timeout(wait) {
+            Ok(input) => {
+                core.handle(input, &mut out);
+                // Drain what else is queued (bounded), so one Ready serves the whole burst.
+                for _ in 0..8192 {
+                    match inbox.try_recv() {
+                        Ok(input) => core.handle(input, &mut out),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            let now_ms = now.duration_since(start).as_millis() as u64;
+            core.handle(Input::Tick { now_ms }, &mut out);
+            next_tick += tick;
+            if next_tick < now {
+                // The loop fell behind (a long fsync or a pause): don't fire a burst of ticks,
+                // which would shorten election timeouts.
+                next_tick = now + tick;
+            }
+        }
+        core.process(&mut out)?;
+        publish_status(&core, &shared);
+    }
+}
+
+fn publish_status<F: quorum_storage::FileSystem>(core: &Core<F>, shared: &Shared) {
+    if let Ok(mut s) = shared.status.write() {
+        s.leader = core.leader();
+        s.raft_term = core.term();
+        s.raft_index = core.last_index();
+        s.raft_applied_index = core.applied();
+    }
+    shared
+        .metrics
+        .applied_index
+        .set(core.applied().min(i64::MAX as u64) as i64);
+}
+
+/// Logs and ends the process after a fatal core error: a member that cannot write its WAL must
+/// not keep serving (etcd panics there; we exit with a message instead).
+pub(crate) fn fatal(e: &crate::core::CoreError) -> ! {
+    error!("fatal: {e}; the member stops. Check the disk and the data directory, then restart.");
+    eprintln!("quorum: fatal: {e}");
+    std::process::exit(2);
+}
