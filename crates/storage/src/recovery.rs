@@ -303,7 +303,7 @@ fn bad_tail(
     } else {
         pos + 1
     };
-    if let Some(later) = find_valid_frame(data, scan_from, opts.max_record_size) {
+    if let Some(later) = find_valid_frame(data, scan_from, data.len(), opts.max_record_size) {
         return Err(corrupt(
             path,
             at,
@@ -311,6 +311,18 @@ fn bad_tail(
         ));
     }
     let last_nonzero = data.iter().rposition(|b| *b != 0).map_or(pos, |p| p + 1);
+    // The length field itself may be what is damaged, making the records after it look like
+    // the torn record's payload: a chain of valid records running to the end of the data is
+    // not the remains of one torn write.
+    if let Some(later) = find_chain_to_end(data, pos + 1, last_nonzero, opts.max_record_size) {
+        return Err(corrupt(
+            path,
+            at,
+            format!(
+                "bad record ({reason}) followed by valid records from offset {later} to the end"
+            ),
+        ));
+    }
     let discarded = last_nonzero.saturating_sub(pos) as u64;
     let torn = (discarded > 0).then(|| TornTail {
         file: path.clone(),
@@ -320,16 +332,34 @@ fn bad_tail(
     Ok((at, torn))
 }
 
-/// Offset of the first position at or after `from` holding a frame with a valid checksum and
+/// Offset of the first position in `from..to` holding a frame with a valid checksum and
 /// a decodable record.
-fn find_valid_frame(data: &[u8], from: usize, max_record: u64) -> Option<usize> {
-    (from..data.len()).find(|&p| {
+fn find_valid_frame(data: &[u8], from: usize, to: usize, max_record: u64) -> Option<usize> {
+    (from..to.min(data.len())).find(|&p| {
         // Cheap filter first: a zero length can never start a record.
         data[p..].len() > record::FRAME_HEADER
             && data[p..p + 4] != [0, 0, 0, 0]
             && matches!(record::read_frame(&data[p..], max_record),
                 Frame::Valid { kind, payload, .. } if record::decode(kind, payload).is_ok())
     })
+}
+
+/// Offset of the first position in `from..end` where a chain of valid frames starts and covers
+/// everything up to `end` (the end of the non-zero data; only zeros follow).
+fn find_chain_to_end(data: &[u8], from: usize, end: usize, max_record: u64) -> Option<usize> {
+    let mut q = from;
+    while q < end {
+        let start = find_valid_frame(data, q, end, max_record)?;
+        let mut p = start;
+        while let Frame::Valid { size, .. } = record::read_frame(&data[p..], max_record) {
+            p += size;
+            if p >= end {
+                return Some(start);
+            }
+        }
+        q = start + 1;
+    }
+    None
 }
 
 fn apply_record(

@@ -89,20 +89,29 @@ fn sigkill_loses_nothing_reported_durable() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
         let reader = std::thread::spawn(move || {
             let mut max = 0u64;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(n) = line.strip_prefix("durable ") {
                     max = max.max(n.parse().unwrap());
+                    let _ = tx.send(max);
                 }
             }
             max
         });
+        // Start the random delay once the child is writing (process start-up takes long on a
+        // loaded machine), so that the kill lands in the middle of appends.
+        let first = rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            first.is_ok(),
+            "round {round}: the child never reported progress"
+        );
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(100 + seed % 400));
+        std::thread::sleep(Duration::from_millis(20 + seed % 300));
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let durable = reader.join().unwrap();

@@ -554,3 +554,29 @@ fn handles_can_move_across_threads() {
     send_sync::<SimFs>();
     send::<quorum_storage::SnapshotStore<quorum_storage::RealFs>>();
 }
+
+#[test]
+fn a_damaged_length_in_the_last_segment_is_not_mistaken_for_a_torn_tail() {
+    // Preallocated segment: a length pointing far ahead still "fits" in the file.
+    let fs = SimFs::new(24);
+    let opts = WalOptions {
+        segment_size: 1 << 20,
+        ..WalOptions::default()
+    };
+    {
+        let (mut log, _) = open(&fs, opts.clone());
+        for i in 1..=10 {
+            log.save(Some(hs(1, 1, i - 1)), &[entry(i, 1)]).unwrap();
+        }
+    }
+    let seg = segment_files(&fs)[0].clone();
+    let data = fs.contents(&seg).unwrap();
+    let at = record_offset(&data, 6);
+    // Set bit 17 of the length: +128 KiB, within the 1 MiB preallocated file.
+    fs.flip_bit(&seg, at + 2, 1).unwrap();
+    let err = LogStore::open(fs.clone(), dir(), ID, opts).unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { offset, .. } if *offset == at),
+        "{err}"
+    );
+}
