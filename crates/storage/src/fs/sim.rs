@@ -58,10 +58,10 @@ impl Image {
             return 0;
         }
         let n = buf.len().min((self.len - offset) as usize);
-        let start = offset as usize;
-        for (i, b) in buf[..n].iter_mut().enumerate() {
-            *b = self.data.get(start + i).copied().unwrap_or(0);
-        }
+        let start = (offset as usize).min(self.data.len());
+        let explicit = (self.data.len() - start).min(n);
+        buf[..explicit].copy_from_slice(&self.data[start..start + explicit]);
+        buf[explicit..n].fill(0);
         n
     }
 }
