@@ -580,3 +580,21 @@ fn a_damaged_length_in_the_last_segment_is_not_mistaken_for_a_torn_tail() {
         "{err}"
     );
 }
+
+#[test]
+fn default_options_on_simfs_recover_through_the_preallocated_tail() {
+    // What the simulator gets with default options: 64 MiB preallocated (sparse) segments.
+    let fs = SimFs::new(25);
+    let (mut log, _) = LogStore::open(fs.clone(), dir(), ID, WalOptions::default()).unwrap();
+    log.save(Some(hs(1, 1, 0)), &entries(1..=20, 1)).unwrap();
+    log.append(Some(hs(1, 1, 20)), &entries(21..=30, 1))
+        .unwrap();
+    drop(log);
+    fs.crash_torn();
+    let (log, rec) = LogStore::open(fs.clone(), dir(), ID, WalOptions::default()).unwrap();
+    assert!(rec.last_index >= 20);
+    assert_eq!(all_entries(&log), entries(1..=rec.last_index, 1));
+    let seg = &segment_files(&fs)[0];
+    let size = quorum_storage::FsFile::size(&fs.open(seg).unwrap()).unwrap();
+    assert_eq!(size, quorum_storage::DEFAULT_SEGMENT_SIZE);
+}
