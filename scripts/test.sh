@@ -7,15 +7,19 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
-    step "installing etcd-server and etcd-client (Debian packages) for the compatibility tests"
+# etcd and etcdctl: the reference the compatibility tests compare with and drive us through.
+# protoc: the third-party etcd client library the tests use (etcd-client) compiles its protos
+# with it (our own crates use the pure-Rust protox and need nothing installed).
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1 \
+    || ! command -v protoc >/dev/null 2>&1; then
+    step "installing etcd-server, etcd-client and protobuf-compiler (Debian packages) for the tests"
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         # Never let the package start a system etcd on 2379: our tests own the ports they use.
         policy=/usr/sbin/policy-rc.d
         created_policy=0
         if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
         apt-get update -qq || echo "warning: apt-get update failed"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client protobuf-compiler \
             || echo "warning: could not install etcd; tests that need it will say so and skip"
         [ "$created_policy" = 1 ] && rm -f "$policy"
     else

@@ -103,6 +103,16 @@ pub struct Flags {
     /// Run the extra PreVote election phase (Quorum always does; accepted for compatibility).
     #[arg(long, env = "QUORUM_PRE_VOTE", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub pre_vote: bool,
+    /// Entries kept in the log behind a snapshot, so that a slightly lagging follower catches
+    /// up from the log instead of needing a whole snapshot (etcd's
+    /// `--experimental-snapshot-catchup-entries`).
+    #[arg(
+        long = "experimental-snapshot-catchup-entries",
+        alias = "snapshot-catchup-entries",
+        env = "QUORUM_SNAPSHOT_CATCHUP_ENTRIES",
+        default_value_t = 5000
+    )]
+    pub snapshot_catchup_entries: u64,
     /// Maximum number of snapshot files to retain (0 is unlimited).
     #[arg(long, env = "QUORUM_MAX_SNAPSHOTS", default_value_t = 5)]
     pub max_snapshots: u64,
@@ -196,6 +206,8 @@ pub struct Config {
     pub log_level: String,
     /// Snapshot files to keep.
     pub max_snapshots: u64,
+    /// Log entries kept behind a snapshot.
+    pub snapshot_catchup_entries: u64,
 }
 
 /// The default backend quota, as etcd's (2 GiB).
@@ -319,6 +331,7 @@ impl Flags {
             listen_metrics,
             log_level: self.log_level,
             max_snapshots: self.max_snapshots,
+            snapshot_catchup_entries: self.snapshot_catchup_entries,
         })
     }
 }
@@ -348,7 +361,6 @@ pub const IGNORED_ETCD_FLAGS: &[&str] = &[
     "unsafe-no-fsync",
     "socket-reuse-port",
     "socket-reuse-address",
-    "snapshot-catchup-entries",
     "debug",
 ];
 

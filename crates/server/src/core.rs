@@ -255,6 +255,23 @@ impl<F: FileSystem> Core<F> {
         rc.max_uncommitted_entries_size = 1 << 30;
         rc.max_committed_size_per_ready = 64 * 1024 * 1024;
         let last_snapshot_index = first.saturating_sub(1);
+        let mut log = log;
+        if last_snapshot_index > 0 {
+            // The log starts after a compaction point: that point is the snapshot Raft sends to
+            // a follower that needs older entries (its image is the store, whose consistent
+            // index is at or past it because the store is flushed before every compaction).
+            let term = quorum_raft::Storage::term(&log, last_snapshot_index)
+                .map_err(quorum_raft::RaftError::from)?;
+            let conf_state = log.conf_state().clone();
+            log.set_snapshot(Snapshot {
+                metadata: SnapshotMetadata {
+                    index: last_snapshot_index,
+                    term,
+                    conf_state,
+                },
+                data: Bytes::new(),
+            });
+        }
         let raft = RawNode::new(&rc, log)?;
         info!(
             member = format_args!("{:x}", cfg.member_id),

@@ -23,6 +23,7 @@ pub fn main() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     for flag in ignored {
         warn!("ignoring etcd flag --{flag}: it tunes an etcd internal Quorum does not have");

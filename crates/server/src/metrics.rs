@@ -22,6 +22,10 @@ pub struct Metrics {
     /// `quorum_network_peer_dropped_messages_total`: messages dropped because a peer's queue
     /// was full or the peer unknown.
     pub peer_dropped: IntCounter,
+    /// `etcd_network_snapshot_send_success`: snapshots streamed to followers.
+    pub snapshot_sent: IntCounter,
+    /// `etcd_network_snapshot_receive_success`: snapshots received from a leader.
+    pub snapshot_received: IntCounter,
 }
 
 fn etcd_buckets() -> Vec<f64> {
@@ -60,6 +64,16 @@ impl Metrics {
             "quorum_network_peer_dropped_messages_total",
             "Raft messages dropped because a peer's queue was full or it was unreachable.",
         ))?;
+        let snapshot_sent = IntCounter::with_opts(Opts::new(
+            "etcd_network_snapshot_send_success",
+            "Total number of successful snapshot sends.",
+        ))?;
+        let snapshot_received = IntCounter::with_opts(Opts::new(
+            "etcd_network_snapshot_receive_success",
+            "Total number of successful snapshot receives.",
+        ))?;
+        registry.register(Box::new(snapshot_sent.clone()))?;
+        registry.register(Box::new(snapshot_received.clone()))?;
         registry.register(Box::new(has_leader.clone()))?;
         registry.register(Box::new(is_leader.clone()))?;
         registry.register(Box::new(leader_changes.clone()))?;
@@ -74,6 +88,8 @@ impl Metrics {
             applied_index,
             proposal_duration,
             peer_dropped,
+            snapshot_sent,
+            snapshot_received,
         })
     }
 

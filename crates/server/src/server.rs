@@ -248,7 +248,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         heartbeat_tick: 1,
         tick_ms,
         snapshot_count: cfg.snapshot_count,
-        snapshot_catchup_entries: 5000,
+        snapshot_catchup_entries: cfg.snapshot_catchup_entries,
         seed: cf.member_id ^ std::process::id() as u64,
         max_batch: 4096,
     };
@@ -311,9 +311,12 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     }
 
     let core_shared = shared.clone();
+    // The core thread hands snapshot streams to tokio tasks: it needs the runtime's handle.
+    let runtime = tokio::runtime::Handle::current();
     let core_thread = std::thread::Builder::new()
         .name(format!("raft-{:x}", cf.member_id))
         .spawn(move || {
+            let _runtime = runtime.enter();
             if let Err(e) = crate::shell::run_core(core, inbox_rx, core_shared, tick, peer_urls) {
                 crate::shell::fatal(&e);
             }

@@ -173,6 +173,7 @@ pub fn send_snapshot(shared: Arc<Shared>, urls: Vec<String>, m: Message) {
         let ok = match stream_snapshot(&shared, &urls, &m).await {
             Ok(bytes) => {
                 info!("sent snapshot ({bytes} bytes) to peer {to:x}");
+                shared.metrics.snapshot_sent.inc();
                 true
             }
             Err(e) => {
@@ -436,6 +437,7 @@ impl Peer for PeerService {
                     "received snapshot ({received} bytes) from {:x}",
                     message.from
                 );
+                self.shared.metrics.snapshot_received.inc();
                 self.shared.send_input(Input::Snapshot { message, path });
                 return Ok(Response::new(pb::SnapshotAck {
                     received_bytes: received,

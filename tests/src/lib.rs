@@ -1,0 +1,243 @@
+//! Harness for multi-process tests: starts real member processes on free loopback ports, each
+//! with its own data directory, and lets a test kill (SIGKILL), pause (SIGSTOP), resume and
+//! restart them. Every process is killed when the harness is dropped, so a failing test leaves
+//! nothing running.
+
+#![warn(missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One member process of a test cluster.
+pub struct Node {
+    /// Member name.
+    pub name: String,
+    /// Client URL (`http://127.0.0.1:port`).
+    pub client_url: String,
+    /// Peer URL.
+    pub peer_url: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    /// `127.0.0.1:port` of the client listener.
+    pub fn client_addr(&self) -> String {
+        self.client_url.trim_start_matches("http://").to_string()
+    }
+
+    /// True while the process runs (or is paused).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on a child pid we own; no memory is involved.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+}
+
+/// A cluster of member processes.
+pub struct Cluster {
+    /// The members, in the order of `--initial-cluster`.
+    pub nodes: Vec<Node>,
+    binary: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A free loopback port (bound and released; the tiny race is acceptable in tests).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// Starts `n` members of a new cluster with `extra` flags each, using the member binary at
+    /// `binary`, and waits until every member answers on its client port.
+    pub fn start(binary: &Path, n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let name = format!("m{i}");
+            nodes.push(Node {
+                client_url: format!("http://127.0.0.1:{}", free_port()),
+                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                data_dir: dir.path().join(format!("{name}.quorum")),
+                name,
+                args: Vec::new(),
+                child: None,
+                paused: false,
+            });
+        }
+        let initial: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}={}", n.name, n.peer_url))
+            .collect();
+        let initial = initial.join(",");
+        for node in &mut nodes {
+            let mut args = vec![
+                format!("--name={}", node.name),
+                format!("--data-dir={}", node.data_dir.display()),
+                format!("--listen-client-urls={}", node.client_url),
+                format!("--advertise-client-urls={}", node.client_url),
+                format!("--listen-peer-urls={}", node.peer_url),
+                format!("--initial-advertise-peer-urls={}", node.peer_url),
+                format!("--initial-cluster={initial}"),
+                "--initial-cluster-token=test-cluster".to_string(),
+                "--heartbeat-interval=50".to_string(),
+                "--election-timeout=500".to_string(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            node.args = args;
+        }
+        let mut cluster = Cluster {
+            nodes,
+            binary: binary.to_path_buf(),
+            _dir: dir,
+        };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        for i in 0..n {
+            cluster.wait_listening(i, Duration::from_secs(30));
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::File::create(node.data_dir.with_extension("log")).ok();
+        let stderr = match log {
+            Some(f) => Stdio::from(f),
+            None => Stdio::null(),
+        };
+        let child = Command::new(&self.binary)
+            .args(&node.args)
+            .env("QUORUM_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn the member binary");
+        node.child = Some(child);
+        node.paused = false;
+    }
+
+    /// Waits until member `i` accepts TCP connections on its client port.
+    pub fn wait_listening(&self, i: usize, timeout: Duration) {
+        let addr = self.nodes[i].client_addr();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "member {} did not listen on {addr} within {timeout:?}; log:\n{}",
+            self.nodes[i].name,
+            self.log(i)
+        );
+    }
+
+    /// The member's log (stderr) so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Client endpoints of every member (`127.0.0.1:port`).
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.client_addr()).collect()
+    }
+
+    /// SIGKILL member `i` and reap it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM member `i` and wait up to `timeout` for it to exit; returns its exit status code.
+    pub fn terminate(&mut self, i: usize, timeout: Duration) -> Option<i32> {
+        self.nodes[i].signal(libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(c) = self.nodes[i].child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.nodes[i].child = None;
+                    return status.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill(i);
+        None
+    }
+
+    /// SIGSTOP member `i` (it stops ticking, sending and answering).
+    pub fn pause(&mut self, i: usize) {
+        self.nodes[i].signal(libc::SIGSTOP);
+        self.nodes[i].paused = true;
+    }
+
+    /// SIGCONT member `i`.
+    pub fn resume(&mut self, i: usize) {
+        self.nodes[i].signal(libc::SIGCONT);
+        self.nodes[i].paused = false;
+    }
+
+    /// Starts member `i` again from its data directory.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+        self.wait_listening(i, Duration::from_secs(30));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.resume(i);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+/// GETs `path` from member `addr` (`127.0.0.1:port`) over plain HTTP/1.1 and returns the body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or(out))
+}
+
+/// The value of a Prometheus counter or gauge named `name` (without labels) in `text`.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
