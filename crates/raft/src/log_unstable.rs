@@ -84,23 +84,22 @@ impl Unstable {
 
     /// Appends `ents`, replacing any entries from `ents[0].index` on. The caller guarantees
     /// that `ents[0].index` is at most one past the last index.
-    pub fn truncate_and_append(&mut self, ents: &[Entry]) {
+    pub fn truncate_and_append(&mut self, ents: Vec<Entry>) {
         let Some(first) = ents.first() else {
             return;
         };
         let after = first.index;
         let end = self.offset + self.entries.len() as u64;
         if after == end {
-            self.entries.extend_from_slice(ents);
+            self.entries.extend(ents);
         } else if after <= self.offset {
             // Replaces everything unstable (and a stable suffix, which the embedder overwrites).
             self.offset = after;
-            self.entries.clear();
-            self.entries.extend_from_slice(ents);
+            self.entries = ents;
         } else {
             assert!(after < end, "append at {after} leaves a gap after {end}");
             self.entries.truncate((after - self.offset) as usize);
-            self.entries.extend_from_slice(ents);
+            self.entries.extend(ents);
         }
         self.offset_in_progress = self.offset_in_progress.min(after).max(self.offset);
     }
@@ -153,17 +152,17 @@ mod tests {
     #[test]
     fn truncate_resets_in_progress_and_stale_stable_is_ignored() {
         let mut u = Unstable::new(5);
-        u.truncate_and_append(&[ent(5, 1), ent(6, 1), ent(7, 1)]);
+        u.truncate_and_append(vec![ent(5, 1), ent(6, 1), ent(7, 1)]);
         u.accept_in_progress();
         assert!(u.next_entries().is_empty());
-        u.truncate_and_append(&[ent(6, 2)]);
+        u.truncate_and_append(vec![ent(6, 2)]);
         assert_eq!(u.next_entries(), &[ent(6, 2)]);
         u.stable_to(7, 1); // stale: entry 7 was replaced
         assert_eq!(u.offset, 5);
         u.stable_to(5, 1);
         assert_eq!(u.offset, 6);
         assert_eq!(u.entries, vec![ent(6, 2)]);
-        u.truncate_and_append(&[ent(3, 3)]);
+        u.truncate_and_append(vec![ent(3, 3)]);
         assert_eq!(u.offset, 3);
         assert_eq!(u.next_entries(), &[ent(3, 3)]);
     }

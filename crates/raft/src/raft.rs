@@ -717,7 +717,7 @@ impl<S: Storage> Raft<S> {
         }
         match self
             .raft_log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, m.entries)
         {
             Err(e) => Err(RaftError::SafetyViolation(e)),
             Ok(Some(last)) => {
@@ -964,9 +964,10 @@ impl<S: Storage> Raft<S> {
             e.term = self.term;
             e.index = li + 1 + i as u64;
         }
-        let new_last = self.raft_log.append(&ents);
+        let n = ents.len() as u64;
+        let new_last = self.raft_log.append(ents);
         // Leader Append-Only: the log only grew.
-        assert_eq!(new_last, li + ents.len() as u64);
+        assert_eq!(new_last, li + n);
     }
 
     /// A proposal at the leader (local or forwarded).

@@ -136,7 +136,7 @@ impl<S: Storage> RaftLog<S> {
         index: u64,
         log_term: u64,
         committed: u64,
-        ents: &[Entry],
+        mut ents: Vec<Entry>,
     ) -> Result<Option<u64>, String> {
         if !self.match_term(index, log_term) {
             return Ok(None);
@@ -147,7 +147,7 @@ impl<S: Storage> RaftLog<S> {
                 return Err(format!("append entries not contiguous after {index}"));
             }
         }
-        let conflict = self.find_conflict(ents);
+        let conflict = self.find_conflict(&ents);
         if conflict != 0 {
             if conflict <= self.committed {
                 return Err(format!(
@@ -156,14 +156,14 @@ impl<S: Storage> RaftLog<S> {
                 ));
             }
             let start = (conflict - (index + 1)) as usize;
-            self.append(&ents[start..]);
+            self.append(ents.split_off(start));
         }
         self.commit_to(committed.min(last_new));
         Ok(Some(last_new))
     }
 
     /// Appends entries (possibly replacing an uncommitted suffix); returns the new last index.
-    pub fn append(&mut self, ents: &[Entry]) -> u64 {
+    pub fn append(&mut self, ents: Vec<Entry>) -> u64 {
         let Some(first) = ents.first() else {
             return self.last_index();
         };
@@ -338,19 +338,19 @@ mod tests {
     fn maybe_append_truncates_uncommitted_but_refuses_committed() {
         let mut log = log_with(&[1, 1, 2]);
         log.commit_to(1);
-        assert_eq!(log.maybe_append(1, 1, 1, &[ent(2, 3)]), Ok(Some(2)));
+        assert_eq!(log.maybe_append(1, 1, 1, vec![ent(2, 3)]), Ok(Some(2)));
         assert_eq!(log.last_index(), 2);
         assert_eq!(log.term(2), Ok(3));
-        assert_eq!(log.maybe_append(2, 9, 1, &[ent(3, 3)]), Ok(None));
+        assert_eq!(log.maybe_append(2, 9, 1, vec![ent(3, 3)]), Ok(None));
         log.commit_to(2);
-        assert!(log.maybe_append(0, 0, 2, &[ent(1, 4)]).is_err());
+        assert!(log.maybe_append(0, 0, 2, vec![ent(1, 4)]).is_err());
         assert_eq!(log.committed, 2);
     }
 
     #[test]
     fn slice_spans_storage_and_unstable() {
         let mut log = log_with(&[1, 1]);
-        log.append(&[ent(3, 2), ent(4, 2)]);
+        log.append(vec![ent(3, 2), ent(4, 2)]);
         assert_eq!(log.slice(2, 5, u64::MAX).unwrap().len(), 3);
         assert_eq!(log.slice(1, 5, 24 * 2).unwrap().len(), 2);
         assert_eq!(log.persisted_index(), 2);

@@ -23,13 +23,18 @@ fn change(changes: &[(ConfChangeType, NodeId)]) -> ConfChange {
     }
 }
 
-fn run(seed: u64, steps: usize, membership: bool) {
+/// Runs one randomized history; returns how many read states were checked.
+fn run(seed: u64, steps: usize, membership: bool) -> usize {
     let n = 5u64;
     let (pv, cq) = (seed.is_multiple_of(2), !seed.is_multiple_of(3));
     let mut net = Network::new(n, pv, cq);
     net.set_chaos(seed, 100, 30, true);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mut proposed = 0u32;
+    // Read context -> the highest commit index anywhere when the read was requested. A read
+    // index below it would miss a write completed before the read began (not linearizable).
+    let mut reads: std::collections::BTreeMap<Bytes, u64> = Default::default();
+    let mut checked: std::collections::BTreeMap<NodeId, usize> = Default::default();
     for _ in 0..steps {
         match rng.random_range(0..100) {
             0..=49 => net.tick_all(1),
@@ -95,12 +100,27 @@ fn run(seed: u64, steps: usize, membership: bool) {
             _ => {
                 let id = rng.random_range(1..=n);
                 if !net.is_down(id) {
-                    let _ = net.node(id).read_index(Bytes::from_static(b"r"));
+                    let ctx = Bytes::from(format!("read-{}", reads.len()));
+                    let floor = (1..=n).map(|i| net.commit(i)).max().unwrap_or(0);
+                    reads.insert(ctx.clone(), floor);
+                    let _ = net.node(id).read_index(ctx);
                     net.stabilize();
                 }
             }
         }
         net.check_safety();
+        for id in 1..=n {
+            let states = &net.read_states[&id];
+            let from = checked.insert(id, states.len()).unwrap_or(0);
+            for rs in &states[from..] {
+                let floor = reads[&rs.request_ctx];
+                assert!(
+                    rs.index >= floor,
+                    "seed {seed}: stale read index {} < {floor}",
+                    rs.index
+                );
+            }
+        }
     }
     // Liveness: heal everything and let the group converge.
     net.calm();
@@ -167,13 +187,16 @@ fn run(seed: u64, steps: usize, membership: bool) {
             "seed {seed}: node {id} did not converge"
         );
     }
+    checked.values().sum()
 }
 
 #[test]
 fn randomized_runs_keep_safety_and_converge() {
+    let mut reads = 0;
     for seed in 0..24 {
-        run(seed, 400, seed % 4 == 1);
+        reads += run(seed, 400, seed % 4 == 1);
     }
+    assert!(reads > 20, "the read check is not vacuous: {reads}");
 }
 
 /// Long soak: `RAFT_CHAOS_SEEDS=N cargo test -p quorum-raft soak -- --ignored`.
@@ -185,6 +208,6 @@ fn soak() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
     for seed in 1000..1000 + n {
-        run(seed, 800, seed % 2 == 1);
+        let _ = run(seed, 800, seed % 2 == 1);
     }
 }
