@@ -3,7 +3,6 @@
 //! Measures the consensus core alone (no IO, no encoding).
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -86,19 +85,6 @@ impl Cluster {
     }
 }
 
-/// CPU time of the calling thread (Linux `schedstat`, nanoseconds on CPU): the figure that
-/// matters on a shared machine, where wall time also counts other processes holding the core.
-fn thread_cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .expect("/proc/thread-self/schedstat (Linux) is needed for the cpu variant");
-    let ns: u64 = stat
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .expect("schedstat starts with the on-CPU nanoseconds");
-    Duration::from_nanos(ns)
-}
-
 /// One round: propose `batch` entries at the leader and run the group until quiet.
 fn round(cluster: &mut Cluster, payload: &Bytes, batch: usize, rounds: &mut u64) {
     let data = vec![payload.clone(); batch];
@@ -115,22 +101,10 @@ fn throughput(c: &mut Criterion) {
     let payload = Bytes::from(vec![7u8; 16]);
     for batch in [64usize, 1024] {
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_function(format!("3-node-propose-batch-{batch}-wall"), |b| {
+        group.bench_function(format!("3-node-propose-batch-{batch}"), |b| {
             let mut cluster = Cluster::new();
             let mut rounds = 0u64;
             b.iter(|| round(&mut cluster, &payload, batch, &mut rounds));
-            assert!(cluster.applied >= rounds * batch as u64);
-        });
-        group.bench_function(format!("3-node-propose-batch-{batch}-cpu"), |b| {
-            let mut cluster = Cluster::new();
-            let mut rounds = 0u64;
-            b.iter_custom(|iters| {
-                let start = thread_cpu_time();
-                for _ in 0..iters {
-                    round(&mut cluster, &payload, batch, &mut rounds);
-                }
-                thread_cpu_time() - start
-            });
             assert!(cluster.applied >= rounds * batch as u64);
         });
     }
