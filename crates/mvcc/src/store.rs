@@ -164,8 +164,10 @@ impl Store {
                 .map_err(|e| MvccError::Storage(e.to_string()))?;
         }
         let mut results = Vec::with_capacity(entries.len());
+        let events_mode = lock(&self.hub).events_mode();
         let (events, lease_changes, current) = {
             let mut w = Writer::open(&txn, self.limits())?;
+            w.events_mode = events_mode;
             let mut ci = meta_get(&w.meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
             for (index, req) in entries {
                 if *index <= ci {
@@ -201,7 +203,7 @@ impl Store {
                 }
             }
         }
-        lock(&self.hub).notify(&events, current);
+        lock(&self.hub).notify(&events, current, events_mode);
         Ok(results)
     }
 

@@ -17,6 +17,7 @@ use crate::error::MvccError;
 use crate::read::KvTable;
 use crate::schema::{rev_i64, RangeEnd, Record};
 use crate::types::{Event, EventType, KeyValue};
+use crate::write::EventsMode;
 use redb::ReadableTable;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc::error::TrySendError;
@@ -301,8 +302,21 @@ impl WatchHub {
         Sent::Ok
     }
 
-    /// Delivers one applied batch: `events` of revisions `<= upto`, in revision order.
-    pub(crate) fn notify(&mut self, events: &[Event], upto: u64) {
+    /// What the next batch must collect for the current watchers.
+    pub(crate) fn events_mode(&self) -> EventsMode {
+        if self.watchers.is_empty() {
+            EventsMode::None
+        } else if self.watchers.values().any(|w| w.prev_kv) {
+            EventsMode::WithPrev
+        } else {
+            EventsMode::NoPrev
+        }
+    }
+
+    /// Delivers one applied batch: `events` of revisions `<= upto`, in revision order,
+    /// collected according to `mode`. A synced watcher the batch collected too little for
+    /// (created meanwhile) becomes unsynced and catches up from the store.
+    pub(crate) fn notify(&mut self, events: &[Event], upto: u64, mode: EventsMode) {
         debug_assert!(upto >= self.notified_rev);
         debug_assert!(events
             .windows(2)
@@ -311,6 +325,17 @@ impl WatchHub {
         let max_bytes = self.opts.fragment_bytes;
         for (id, w) in self.watchers.iter_mut() {
             if !w.synced {
+                continue;
+            }
+            let covered = match mode {
+                EventsMode::None => false,
+                EventsMode::NoPrev => !w.prev_kv,
+                EventsMode::WithPrev => true,
+            };
+            if !covered {
+                if w.next_rev <= upto {
+                    w.synced = false;
+                }
                 continue;
             }
             let mine: Vec<Event> = events
@@ -483,4 +508,63 @@ fn history_event<K: KvTable>(
             prev_kv,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_event(key: &[u8], rev: i64) -> Event {
+        Event {
+            kind: EventType::Put,
+            kv: KeyValue {
+                key: key.to_vec(),
+                mod_revision: rev,
+                create_revision: rev,
+                version: 1,
+                ..Default::default()
+            },
+            prev_kv: None,
+        }
+    }
+
+    #[test]
+    fn batch_collected_without_what_a_watcher_needs_makes_it_unsynced() {
+        let mut hub = WatchHub::new(1, WatchOptions::default());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let plain = hub
+            .create(
+                &WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    ..Default::default()
+                },
+                tx.clone(),
+            )
+            .unwrap();
+        let with_prev = hub
+            .create(
+                &WatchCreateRequest {
+                    key: b"a".to_vec(),
+                    prev_kv: true,
+                    ..Default::default()
+                },
+                tx,
+            )
+            .unwrap();
+        // the batch started before `with_prev` existed: no previous values collected
+        hub.notify(&[put_event(b"a", 2)], 2, EventsMode::NoPrev);
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.watch_id, plain);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(hub.unsynced(), vec![(with_prev, 2)]);
+        // a batch collected for nobody leaves everyone to catch up
+        hub.notify(&[], 3, EventsMode::None);
+        assert_eq!(hub.counts(), (2, 2));
+        // nothing written: nobody falls behind
+        let mut idle = WatchHub::new(5, WatchOptions::default());
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        idle.create(&WatchCreateRequest::default(), tx).unwrap();
+        idle.notify(&[], 5, EventsMode::None);
+        assert_eq!(idle.counts(), (1, 0));
+    }
 }

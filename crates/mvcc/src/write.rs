@@ -22,6 +22,18 @@ pub(crate) enum LeaseChange {
     Revoked(LeaseId),
 }
 
+/// Which watch events the apply path collects (decided from the watchers present when the
+/// batch starts; watchers the batch did not collect enough for catch up from the store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EventsMode {
+    /// No watcher: collect nothing.
+    None,
+    /// Events without previous values.
+    NoPrev,
+    /// Events with previous values.
+    WithPrev,
+}
+
 /// Options the apply path needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ApplyLimits {
@@ -47,6 +59,8 @@ pub(crate) struct Writer<'t> {
     pub events: Vec<Event>,
     /// Lease changes of the whole batch.
     pub lease_changes: Vec<LeaseChange>,
+    /// Which events to collect.
+    pub events_mode: EventsMode,
     limits: ApplyLimits,
 }
 
@@ -75,6 +89,7 @@ impl<'t> Writer<'t> {
             sub: 0,
             events: Vec::new(),
             lease_changes: Vec::new(),
+            events_mode: EventsMode::WithPrev,
             limits,
         })
     }
@@ -269,11 +284,17 @@ impl<'t> Writer<'t> {
         let kv = rec
             .into_kv(&p.key, main)
             .ok_or_else(|| MvccError::CorruptData("put record decoded as tombstone".to_string()))?;
-        self.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: prev.clone(),
-        });
+        if self.events_mode != EventsMode::None {
+            self.events.push(Event {
+                kind: EventType::Put,
+                kv,
+                prev_kv: if self.events_mode == EventsMode::WithPrev {
+                    prev.clone()
+                } else {
+                    None
+                },
+            });
+        }
         Ok(PutResponse {
             header_revision: 0,
             prev_kv: if p.prev_kv { prev } else { None },
@@ -297,6 +318,8 @@ impl<'t> Writer<'t> {
     ) -> Result<DeleteRangeResponse, MvccError> {
         let end = RangeEnd::from_request(range_end);
         let mut doomed: Vec<KeyValue> = Vec::new();
+        // Values are kept only when someone needs them (memory of a large delete).
+        let skip_values = !want_prev && self.events_mode != EventsMode::WithPrev;
         read::scan(
             &self.kv,
             key,
@@ -305,7 +328,7 @@ impl<'t> Writer<'t> {
             || true,
             |k, main, rec| {
                 if let Some(bytes) = rec {
-                    if let Some(kv) = Record::decode(bytes, false)?.into_kv(k, main) {
+                    if let Some(kv) = Record::decode(bytes, skip_values)?.into_kv(k, main) {
                         doomed.push(kv);
                     }
                 }
@@ -329,15 +352,17 @@ impl<'t> Writer<'t> {
         if prev.lease != 0 {
             self.lease_keys.remove((prev.lease, prev.key.as_slice()))?;
         }
-        self.events.push(Event {
-            kind: EventType::Delete,
-            kv: KeyValue {
-                key: prev.key.clone(),
-                mod_revision: rev_i64(main),
-                ..Default::default()
-            },
-            prev_kv: Some(prev.clone()),
-        });
+        if self.events_mode != EventsMode::None {
+            self.events.push(Event {
+                kind: EventType::Delete,
+                kv: KeyValue {
+                    key: prev.key.clone(),
+                    mod_revision: rev_i64(main),
+                    ..Default::default()
+                },
+                prev_kv: (self.events_mode == EventsMode::WithPrev).then(|| prev.clone()),
+            });
+        }
         Ok(())
     }
 
