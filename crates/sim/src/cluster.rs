@@ -13,6 +13,7 @@ use crate::member::{ClientRequest, Member, MemberOutput, MemberParams, RaftMembe
 use crate::network::{Fate, NetConfig, Network, Partition};
 use crate::rng::SimRng;
 use crate::trace::Trace;
+use crate::wal_disk::WalDisk;
 use crate::workload::{
     bank_total, initial_state, read_all, Client, Workload, ACCOUNTS, INITIAL_BALANCE,
 };
@@ -67,6 +68,16 @@ impl FaultMix {
     }
 }
 
+/// Which simulated disk members keep their Raft log on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskKind {
+    /// `MemStorage`: a Ready is durable as soon as it is handed over.
+    Memory,
+    /// The WAL on `SimFs`: writes become durable after a simulated fsync; a crash loses the
+    /// rest and may tear the last write.
+    Wal,
+}
+
 /// Everything that defines a run. [`SimConfig::from_seed`] derives a varied one from a seed.
 #[derive(Clone)]
 pub struct SimConfig {
@@ -101,14 +112,24 @@ pub struct SimConfig {
     pub max_msg_bytes: u64,
     /// The gap between two fault injections is drawn from this range (µs).
     pub fault_interval_us: (u64, u64),
+    /// The members' disk.
+    pub disk: DiskKind,
+    /// An fsync takes this long (µs), drawn per sync.
+    pub fsync_us: (u64, u64),
 }
 
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed={} members={} workload={:?} clients={} max_msg_bytes={} faults={:?}",
-            self.seed, self.members, self.workload, self.clients, self.max_msg_bytes, self.faults
+            "seed={} members={} workload={:?} clients={} max_msg_bytes={} disk={:?} faults={:?}",
+            self.seed,
+            self.members,
+            self.workload,
+            self.clients,
+            self.max_msg_bytes,
+            self.disk,
+            self.faults
         )
     }
 }
@@ -158,6 +179,12 @@ impl SimConfig {
             log_check_every: 2_000,
             max_msg_bytes: [1, 512, 64 * 1024][rng.below(3) as usize],
             fault_interval_us: (50_000, 400_000),
+            disk: if rng.chance(0.5) {
+                DiskKind::Wal
+            } else {
+                DiskKind::Memory
+            },
+            fsync_us: (200, 3_000),
         }
     }
 }
@@ -237,6 +264,8 @@ enum Event {
     Restart(NodeId),
     /// Crash this member if it still leads in this term.
     CrashLeader(NodeId, u64),
+    /// The member's pending fsync completes (if it is still the same incarnation).
+    SyncDone(NodeId, u64),
     Resume(NodeId),
     Heal,
 }
@@ -274,13 +303,21 @@ struct Sim<M: Member> {
     heal_time: Option<u64>,
     first_write_after_heal: Option<u64>,
     bank_reads: Vec<Output>,
+    /// Per member: restarts so far (a sync scheduled before a crash is void after it).
+    incarnations: Vec<u64>,
+    /// Per member: a sync completion is scheduled.
+    sync_scheduled: Vec<bool>,
 }
 
 /// Runs the seed's simulation with `RawNode<MemStorage>` members.
 pub fn run(cfg: &SimConfig) -> Result<RunReport, Box<SimFailure>> {
-    run_with(cfg, |id, params| {
-        RaftMember::new(id, params).map_err(|e| e.to_string())
-    })
+    match cfg.disk {
+        DiskKind::Memory => run_with(cfg, RaftMember::new),
+        DiskKind::Wal => run_with(cfg, |id, params| {
+            let disk = WalDisk::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(id));
+            RaftMember::with_disk(id, params, disk)
+        }),
+    }
 }
 
 /// Runs a simulation with members built by `make`.
@@ -347,6 +384,8 @@ pub fn run_with<M: Member>(
         heal_time: None,
         first_write_after_heal: None,
         bank_reads: Vec::new(),
+        incarnations: vec![0; cfg.members],
+        sync_scheduled: vec![false; cfg.members],
     };
     sim.run().map_err(|v| Box::new(sim.failure(v)))
 }
@@ -501,6 +540,7 @@ impl<M: Member> Sim<M> {
             Event::Fault => self.inject_fault()?,
             Event::Restart(id) => self.restart(id)?,
             Event::CrashLeader(id, term) => self.crash_leader(id, term),
+            Event::SyncDone(id, incarnation) => self.sync_done(id, incarnation)?,
             Event::Resume(id) => self.resume(id)?,
             Event::Heal => self.heal_all()?,
         }
@@ -553,7 +593,36 @@ impl<M: Member> Sim<M> {
             let d = self.net.delay(&mut self.rng);
             self.schedule(self.now + d, Event::Reply(client, reply));
         }
+        if self.members[i].sync_pending() && !self.sync_scheduled[i] {
+            self.sync_scheduled[i] = true;
+            let (lo, hi) = self.cfg.fsync_us;
+            let at = self.now + self.rng.range(lo, hi);
+            self.schedule(at, Event::SyncDone(id, self.incarnations[i]));
+        }
         Ok(())
+    }
+
+    fn sync_done(&mut self, id: NodeId, incarnation: u64) -> Result<(), Violation> {
+        let i = Self::idx(id);
+        if self.incarnations[i] != incarnation {
+            return Ok(());
+        }
+        match self.states[i] {
+            NodeState::Down => Ok(()),
+            // The disk finishes, but the process acts on it only when it runs again.
+            NodeState::Paused(_) => {
+                let at = self.now + 1_000;
+                self.schedule(at, Event::SyncDone(id, incarnation));
+                Ok(())
+            }
+            NodeState::Up => {
+                self.sync_scheduled[i] = false;
+                self.trace
+                    .record(self.now, format_args!("n{id} fsync done"));
+                self.members[i].complete_sync();
+                self.drive(id)
+            }
+        }
     }
 
     fn on_reply(&mut self, c: u64, reply: Reply) {
@@ -747,6 +816,8 @@ impl<M: Member> Sim<M> {
         }
         self.trace.record(self.now, format_args!("n{id} restarts"));
         self.members[i].crash_restart();
+        self.incarnations[i] += 1;
+        self.sync_scheduled[i] = false;
         self.invariants.restarted(id);
         self.states[i] = NodeState::Up;
         self.drive(id)

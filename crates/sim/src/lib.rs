@@ -38,7 +38,8 @@ pub mod network;
 pub mod rng;
 pub mod sweep;
 pub mod trace;
+pub mod wal_disk;
 pub mod workload;
 
-pub use cluster::{run, run_with, FaultMix, RunReport, SimConfig, SimFailure};
+pub use cluster::{run, run_with, DiskKind, FaultMix, RunReport, SimConfig, SimFailure};
 pub use sweep::{sweep, SweepReport};

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use quorum_lincheck::{Input, OpId, Output, State};
 use quorum_raft::{
-    Config, Entry, EntryKind, MemStorage, Message, NodeId, RawNode, ReadState, Role, SoftState,
-    StorageError, NO_NODE,
+    ConfState, Config, Entry, EntryKind, MemStorage, Message, NodeId, RawNode, ReadState, Ready,
+    Role, SoftState, Storage, StorageError, NO_NODE,
 };
 
 use crate::kv::{Command, KvStore};
@@ -114,6 +114,12 @@ pub trait Member {
     fn drive(&mut self, out: &mut MemberOutput);
     /// Crashes and restarts: everything not durable is lost.
     fn crash_restart(&mut self);
+    /// True while a disk write waits for its sync to complete (see [`Member::complete_sync`]).
+    fn sync_pending(&self) -> bool {
+        false
+    }
+    /// The disk finished the pending sync; the next `drive` continues.
+    fn complete_sync(&mut self) {}
     /// Current volatile state.
     fn status(&self) -> MemberStatus;
     /// The durable log entry at `index`, if stored.
@@ -139,19 +145,107 @@ pub struct MemberParams {
     pub max_msg_bytes: u64,
 }
 
-/// A `RawNode<MemStorage>` with a [`KvStore`] on top.
+/// A member's simulated disk: where its Raft log lives and what a crash does to it.
+pub trait Disk {
+    /// The Raft storage on this disk.
+    type Store: Storage;
+    /// Opens (first boot: creates with the voters `params.voters`; later: recovers) the log.
+    fn open(&mut self, id: NodeId, params: &MemberParams) -> Result<Self::Store, String>;
+    /// Writes a Ready's snapshot, entries and hard state (durable only after [`Disk::sync`]).
+    fn write(store: &mut Self::Store, rd: &Ready) -> Result<(), String>;
+    /// Makes everything written durable.
+    fn sync(store: &mut Self::Store) -> Result<(), String>;
+    /// Whether writes take simulated time to become durable (the simulator then schedules the
+    /// sync's completion); `false` means a write is durable at once.
+    fn slow_sync() -> bool;
+    /// Power loss: keeps only what this disk makes survive. The store is dropped afterwards.
+    fn crash(&mut self, store: &Self::Store);
+    /// The stored entry at `index`.
+    fn entry(store: &Self::Store, index: u64) -> Option<&Entry>;
+    /// Last stored index.
+    fn last_index(store: &Self::Store) -> u64;
+}
+
+/// The in-memory disk: `MemStorage` keeps everything handed to it, atomically with the Ready.
+#[derive(Debug, Default)]
+pub struct MemDisk {
+    saved: Option<MemStorage>,
+}
+
+impl Disk for MemDisk {
+    type Store = MemStorage;
+
+    fn open(&mut self, _id: NodeId, params: &MemberParams) -> Result<MemStorage, String> {
+        Ok(self.saved.take().unwrap_or_else(|| {
+            MemStorage::new_with_conf_state(ConfState {
+                voters: params.voters.clone(),
+                ..Default::default()
+            })
+        }))
+    }
+
+    fn write(store: &mut MemStorage, rd: &Ready) -> Result<(), String> {
+        if let Some(snapshot) = &rd.snapshot {
+            store
+                .apply_snapshot(snapshot.clone())
+                .map_err(|e: StorageError| e.to_string())?;
+        }
+        if !rd.entries.is_empty() {
+            store.append(&rd.entries).map_err(|e| e.to_string())?;
+        }
+        if let Some(hs) = rd.hard_state {
+            store.set_hard_state(hs);
+        }
+        Ok(())
+    }
+
+    fn sync(_store: &mut MemStorage) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn slow_sync() -> bool {
+        false
+    }
+
+    fn crash(&mut self, store: &MemStorage) {
+        self.saved = Some(store.clone());
+    }
+
+    fn entry(store: &MemStorage, index: u64) -> Option<&Entry> {
+        let entries = store.all_entries();
+        let first = entries.first()?.index;
+        let e = entries.get(usize::try_from(index.checked_sub(first)?).ok()?)?;
+        debug_assert_eq!(e.index, index);
+        Some(e)
+    }
+
+    fn last_index(store: &MemStorage) -> u64 {
+        store.all_entries().last().map_or(0, |e| e.index)
+    }
+}
+
+/// A Ready written to disk and waiting for its sync: what may happen only once it is durable.
+struct AwaitingSync {
+    rd: Ready,
+    synced: bool,
+}
+
+/// A `RawNode` over a simulated [`Disk`] with a [`KvStore`] on top.
 ///
-/// Durability model: `MemStorage` inside the node is the disk. Each `drive` appends entries
-/// and the hard state to it before `advance()`, so what the node handed to storage survives a
-/// crash and everything else (unstable entries, progress, pending reads, the state machine,
-/// which is rebuilt by re-applying the log) is lost.
-pub struct RaftMember {
+/// Each Ready is written to the disk; its `messages` leave at once, and once the disk reports
+/// the write durable (at once for [`MemDisk`], after a simulated fsync for the WAL disk) the
+/// `persisted_messages` leave, committed entries are applied, and `advance()` is called. A crash
+/// keeps what the disk keeps; everything else (unstable entries, progress, pending reads, the
+/// state machine, rebuilt by re-applying the log) is lost.
+pub struct RaftMember<D: Disk = MemDisk> {
     id: NodeId,
     params: MemberParams,
     incarnation: u64,
-    node: RawNode<MemStorage>,
+    disk: D,
+    node: RawNode<D::Store>,
     kv: KvStore,
     applied: u64,
+    awaiting: Option<AwaitingSync>,
     /// Writes proposed here: op id → client.
     pending_writes: HashMap<OpId, u64>,
     /// Reads waiting for their ReadState: context → request.
@@ -163,21 +257,27 @@ pub struct RaftMember {
     notes: Vec<String>,
 }
 
-impl RaftMember {
-    /// A fresh member of the group described by `params`.
-    pub fn new(id: NodeId, params: MemberParams) -> Result<Self, quorum_raft::RaftError> {
-        let storage = MemStorage::new_with_conf_state(quorum_raft::ConfState {
-            voters: params.voters.clone(),
-            ..Default::default()
-        });
-        let node = RawNode::new(&Self::config(id, &params, 0), storage)?;
+impl RaftMember<MemDisk> {
+    /// A fresh member on an in-memory disk.
+    pub fn new(id: NodeId, params: MemberParams) -> Result<Self, String> {
+        Self::with_disk(id, params, MemDisk::default())
+    }
+}
+
+impl<D: Disk> RaftMember<D> {
+    /// A fresh member of the group described by `params`, on `disk`.
+    pub fn with_disk(id: NodeId, params: MemberParams, mut disk: D) -> Result<Self, String> {
+        let store = disk.open(id, &params)?;
+        let node = RawNode::new(&Self::config(id, &params, 0), store).map_err(|e| e.to_string())?;
         Ok(RaftMember {
             id,
             kv: KvStore::new(params.initial.clone()),
             params,
             incarnation: 0,
+            disk,
             node,
             applied: 0,
+            awaiting: None,
             pending_writes: HashMap::new(),
             pending_reads: HashMap::new(),
             ready_reads: Vec::new(),
@@ -258,28 +358,27 @@ impl RaftMember {
         }
     }
 
-    fn persist(&mut self, rd: &quorum_raft::Ready) -> Result<(), StorageError> {
-        let storage = self.node.storage_mut();
-        if let Some(snapshot) = &rd.snapshot {
-            storage.apply_snapshot(snapshot.clone())?;
-        }
-        if !rd.entries.is_empty() {
-            storage.append(&rd.entries)?;
-        }
-        if let Some(hs) = rd.hard_state {
-            storage.set_hard_state(hs);
-        }
-        Ok(())
-    }
-
     fn take_read_state(&mut self, rs: ReadState) {
         if let Some(req) = self.pending_reads.remove(&rs.request_ctx) {
             self.ready_reads.push((rs.index, req));
         }
     }
+
+    /// The second half of a Ready, once it is durable.
+    fn finish_ready(&mut self, rd: Ready, out: &mut MemberOutput) {
+        out.messages.extend(rd.persisted_messages);
+        for e in &rd.committed_entries {
+            self.apply_entry(e, out);
+        }
+        for rs in rd.read_states {
+            self.take_read_state(rs);
+        }
+        self.node.advance();
+        self.serve_reads(out);
+    }
 }
 
-impl Member for RaftMember {
+impl<D: Disk> Member for RaftMember<D> {
     fn id(&self) -> NodeId {
         self.id
     }
@@ -328,33 +427,60 @@ impl Member for RaftMember {
     fn drive(&mut self, out: &mut MemberOutput) {
         out.replies.append(&mut self.early_replies);
         out.notes.append(&mut self.notes);
-        while self.node.has_ready() {
+        loop {
+            match self.awaiting.take() {
+                Some(AwaitingSync { rd, synced: true }) => self.finish_ready(rd, out),
+                Some(waiting) => {
+                    self.awaiting = Some(waiting);
+                    break;
+                }
+                None => {}
+            }
+            if !self.node.has_ready() {
+                break;
+            }
             let rd = self.node.ready();
             if let Some(ss) = rd.soft_state {
                 out.soft_states.push(ss);
             }
             out.messages.extend(rd.messages.iter().cloned());
-            if let Err(err) = self.persist(&rd) {
-                out.notes.push(format!("n{} persist: {err}", self.id));
+            if let Err(err) = D::write(self.node.storage_mut(), &rd) {
+                out.notes.push(format!("n{} write: {err}", self.id));
             }
-            out.messages.extend(rd.persisted_messages.iter().cloned());
-            for e in &rd.committed_entries {
-                self.apply_entry(e, out);
-            }
-            for rs in rd.read_states {
-                self.take_read_state(rs);
-            }
-            self.node.advance();
-            self.serve_reads(out);
+            let writes = rd.must_sync || !rd.entries.is_empty() || rd.hard_state.is_some();
+            self.awaiting = Some(AwaitingSync {
+                rd,
+                synced: !(writes && D::slow_sync()),
+            });
         }
         self.serve_reads(out);
     }
 
+    fn sync_pending(&self) -> bool {
+        self.awaiting.as_ref().is_some_and(|a| !a.synced)
+    }
+
+    fn complete_sync(&mut self) {
+        if let Some(a) = &mut self.awaiting {
+            match D::sync(self.node.storage_mut()) {
+                Ok(()) => a.synced = true,
+                Err(err) => self.notes.push(format!("n{} sync: {err}", self.id)),
+            }
+        }
+    }
+
     fn crash_restart(&mut self) {
         self.incarnation += 1;
-        let disk = self.node.storage().clone();
-        let config = Self::config(self.id, &self.params, self.incarnation);
-        match RawNode::new(&config, disk) {
+        self.disk.crash(self.node.storage());
+        self.awaiting = None;
+        let restarted = self.disk.open(self.id, &self.params).and_then(|store| {
+            RawNode::new(
+                &Self::config(self.id, &self.params, self.incarnation),
+                store,
+            )
+            .map_err(|e| e.to_string())
+        });
+        match restarted {
             Ok(node) => self.node = node,
             Err(err) => self
                 .notes
@@ -380,19 +506,11 @@ impl Member for RaftMember {
     }
 
     fn durable_entry(&self, index: u64) -> Option<&Entry> {
-        let entries = self.node.storage().all_entries();
-        let first = entries.first()?.index;
-        let e = entries.get(usize::try_from(index.checked_sub(first)?).ok()?)?;
-        debug_assert_eq!(e.index, index);
-        Some(e)
+        D::entry(self.node.storage(), index)
     }
 
     fn durable_last_index(&self) -> u64 {
-        self.node
-            .storage()
-            .all_entries()
-            .last()
-            .map_or(0, |e| e.index)
+        D::last_index(self.node.storage())
     }
 
     fn data(&self) -> &State {

@@ -1,7 +1,7 @@
 //! The simulator's own test suite: determinism, a quick sweep over the fault mixes and group
 //! sizes, and proof that planted Raft bugs are caught.
 
-use quorum_sim::{run, sweep, FaultMix, SimConfig};
+use quorum_sim::{run, sweep, DiskKind, FaultMix, SimConfig};
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -48,4 +48,25 @@ fn quick_sweep_passes() {
     }
     assert_eq!(report.seeds, 120);
     assert!(report.ops > 120 * 50, "too few operations: {}", report.ops);
+}
+
+#[test]
+fn wal_disk_survives_crashes_with_torn_writes() {
+    let configure = |seed: u64| {
+        let mut cfg = SimConfig::from_seed(seed);
+        cfg.disk = DiskKind::Wal;
+        cfg.members = cfg.members.max(3);
+        cfg.faults = FaultMix {
+            crashes: true,
+            leader_churn: true,
+            flaky_network: true,
+            ..FaultMix::none()
+        };
+        cfg
+    };
+    let report = sweep(500, 24, threads(), 1, None, &configure, &|_, _| {});
+    if let Some(f) = report.failures.first() {
+        panic!("{f}");
+    }
+    assert_eq!(report.seeds, 24);
 }
