@@ -221,6 +221,15 @@ async fn kv_txn_watch_lease_lock_election_on_three_members() {
     // Cluster and maintenance APIs.
     let members = c0.member_list().await.unwrap();
     assert_eq!(members.members().len(), 3);
+    let mut listed: Vec<String> = members
+        .members()
+        .iter()
+        .flat_map(|m| m.client_urls().to_vec())
+        .collect();
+    listed.sort();
+    let mut expected: Vec<String> = cluster.nodes.iter().map(|n| n.client_url.clone()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "every member's client URLs are listed");
     let s = c0.status().await.unwrap();
     assert!(s.leader() != 0);
     assert!(s.raft_index() > 0);

@@ -60,6 +60,7 @@ pub struct Shared {
     next_id: AtomicU64,
     pub(crate) status: RwLock<StatusInfo>,
     pub(crate) members: RwLock<Vec<MemberInfo>>,
+    pub(crate) client_urls: Vec<String>,
     pub(crate) stopped: AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) peers: Peers,
@@ -79,6 +80,11 @@ impl Shared {
         members: Vec<MemberInfo>,
         metrics: Metrics,
     ) -> Self {
+        let client_urls = members
+            .iter()
+            .find(|m| m.id == member_id)
+            .map(|m| m.client_urls.clone())
+            .unwrap_or_default();
         // Request ids: the member's low 16 bits, then a counter seeded from the wall clock so
         // that ids of a restarted member do not collide with its previous life's (etcd's
         // idutil does the same).
@@ -105,6 +111,7 @@ impl Shared {
                 ..StatusInfo::default()
             }),
             members: RwLock::new(members),
+            client_urls,
             stopped: AtomicBool::new(false),
             metrics,
             peers: Peers::default(),
@@ -132,6 +139,20 @@ impl Shared {
 
     pub(crate) fn members(&self) -> Vec<MemberInfo> {
         self.members.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Records what a peer told about itself (its name and client URLs) in the member list.
+    pub(crate) fn learn_member(&self, id: NodeId, name: &str, client_urls: &[String]) {
+        if let Ok(mut members) = self.members.write() {
+            if let Some(m) = members.iter_mut().find(|m| m.id == id) {
+                if !name.is_empty() {
+                    m.name = name.to_string();
+                }
+                if !client_urls.is_empty() {
+                    m.client_urls = client_urls.to_vec();
+                }
+            }
+        }
     }
 
     /// Registers a waiter, sends the input built from its id, and waits for the reply with the

@@ -115,6 +115,35 @@ async fn peer_sender(
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
         };
+        // Introduce ourselves: a peer of another cluster refuses us here, and each side learns
+        // the other's name and client URLs for the member list.
+        let hello = pb::HelloRequest {
+            cluster_id: shared.cluster_id,
+            member_id: shared.member_id,
+            name: shared.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            to_member: peer,
+            client_urls: shared.client_urls.clone(),
+        };
+        match client.hello(hello).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                if r.member_id != peer {
+                    warn!(
+                        "peer at {urls:?} is member {:x}, expected {peer:x}; retrying",
+                        r.member_id
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                shared.learn_member(peer, &r.name, &r.client_urls);
+            }
+            Err(status) => {
+                warn!("peer {peer:x} at {urls:?} refused us: {}", status.message());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
         if !was_connected {
             info!("peer {peer:x} is reachable again");
         }
@@ -342,7 +371,16 @@ impl Peer for PeerService {
     ) -> Result<Response<pb::HelloResponse>, Status> {
         let r = req.into_inner();
         self.check_cluster(r.cluster_id, r.member_id)?;
+        if r.to_member != 0 && r.to_member != self.shared.member_id {
+            return Err(Status::failed_precondition(format!(
+                "this is member {:x}, not {:x}",
+                self.shared.member_id, r.to_member
+            )));
+        }
+        self.shared
+            .learn_member(r.member_id, &r.name, &r.client_urls);
         Ok(Response::new(pb::HelloResponse {
+            client_urls: self.shared.client_urls.clone(),
             cluster_id: self.shared.cluster_id,
             member_id: self.shared.member_id,
             name: self.shared.name.clone(),

@@ -1,0 +1,185 @@
+//! etcdctl (Debian's etcd-client package, etcd 3.4) against a 3-member Quorum cluster: the
+//! commands people and scripts use, with their output checked. Skipped, with a notice, when
+//! etcdctl is not installed (scripts/test.sh installs it).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quorum_tests::Cluster;
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_quorum-test-server"))
+}
+
+fn have_etcdctl() -> bool {
+    Command::new("etcdctl")
+        .arg("version")
+        .env("ETCDCTL_API", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+struct Ctl {
+    endpoints: String,
+}
+
+impl Ctl {
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use std::io::Write;
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints))
+            .arg("--command-timeout=10s")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn etcdctl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .as_mut()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("etcdctl output");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run_with_stdin(args, None);
+        assert!(ok, "etcdctl {args:?} failed: {err}{out}");
+        out
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run_with_stdin(args, None);
+        assert!(!ok, "etcdctl {args:?} should have failed: {out}");
+        err
+    }
+}
+
+fn wait_healthy(ctl: &Ctl) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, _, _) = ctl.run_with_stdin(&["endpoint", "health"], None);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "cluster never became healthy");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn etcdctl_drives_a_quorum_cluster() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let cluster = Cluster::start(binary(), 3, &[]);
+    let ctl = Ctl {
+        endpoints: cluster.endpoints().join(","),
+    };
+    wait_healthy(&ctl);
+
+    assert_eq!(ctl.ok(&["put", "foo", "bar"]).trim(), "OK");
+    assert_eq!(ctl.ok(&["get", "foo"]), "foo\nbar\n");
+    assert_eq!(ctl.ok(&["get", "foo", "--print-value-only"]), "bar\n");
+    ctl.ok(&["put", "foo2", "baz"]);
+    assert_eq!(
+        ctl.ok(&["get", "foo", "--prefix", "--keys-only"]),
+        "foo\n\nfoo2\n\n"
+    );
+    let json = ctl.ok(&["get", "foo", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json output");
+    assert_eq!(v["kvs"][0]["version"], 1);
+    assert!(v["header"]["revision"].as_i64().unwrap_or(0) >= 3);
+    assert_eq!(ctl.ok(&["del", "foo2"]).trim(), "1");
+    assert_eq!(ctl.ok(&["get", "foo2"]), "");
+
+    // Interactive-style txn on stdin: compares, success ops, failure ops.
+    let (ok, out, err) = ctl.run_with_stdin(
+        &["txn"],
+        Some("value(\"foo\") = \"bar\"\n\nput foo qux\n\nput foo nope\n\n"),
+    );
+    assert!(ok, "txn failed: {err}");
+    assert!(out.starts_with("SUCCESS"), "{out}");
+    assert_eq!(ctl.ok(&["get", "foo", "--print-value-only"]), "qux\n");
+
+    // Leases.
+    let out = ctl.ok(&["lease", "grant", "100"]);
+    let id = out
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id in output")
+        .to_string();
+    ctl.ok(&["put", "leased", "v", &format!("--lease={id}")]);
+    let ttl = ctl.ok(&["lease", "timetolive", &id, "--keys"]);
+    assert!(ttl.contains("leased"), "{ttl}");
+    assert!(ctl.ok(&["lease", "list"]).contains(&id));
+    ctl.ok(&["lease", "keep-alive", "--once", &id]);
+    ctl.ok(&["lease", "revoke", &id]);
+    assert_eq!(ctl.ok(&["get", "leased"]), "");
+    let err = ctl.fails(&["lease", "revoke", &id]);
+    assert!(err.contains("requested lease not found"), "{err}");
+
+    // Cluster and maintenance.
+    let members = ctl.ok(&["member", "list"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+    let status = ctl.ok(&["endpoint", "status", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).expect("status json");
+    let leaders: Vec<_> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["Status"]["leader"].as_u64())
+        .collect();
+    assert!(leaders.iter().all(|l| l.is_some() && *l == leaders[0]));
+    ctl.ok(&["endpoint", "hashkv"]);
+    ctl.ok(&["alarm", "list"]);
+    ctl.ok(&["defrag"]);
+
+    // Compaction, and a watch below it fails with the compact revision.
+    let rev = v[0]["Status"]["header"]["revision"]
+        .as_i64()
+        .expect("revision");
+    ctl.ok(&["compaction", &rev.to_string()]);
+    let err = ctl.fails(&["get", "foo", &format!("--rev={}", rev - 1)]);
+    assert!(
+        err.contains("required revision has been compacted"),
+        "{err}"
+    );
+
+    // Snapshot save writes a file etcdctl can check.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("snap.db");
+    let single = Ctl {
+        endpoints: cluster.endpoints()[0].clone(),
+    };
+    let out = single.ok(&["snapshot", "save", path.to_str().expect("utf8")]);
+    assert!(out.contains("Snapshot saved"), "{out}");
+    assert!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > 0);
+
+    // Bad input gets etcd's errors, and the member keeps serving.
+    let err = ctl.fails(&["put", "", "v"]);
+    assert!(err.contains("key is not provided"), "{err}");
+    let big = "x".repeat(2 * 1024 * 1024);
+    let (ok, _, err) = ctl.run_with_stdin(&["put", "big"], Some(&big));
+    assert!(!ok, "an oversized put was accepted");
+    assert!(
+        err.contains("request is too large") || err.contains("larger than max"),
+        "{err}"
+    );
+    assert_eq!(ctl.ok(&["get", "foo", "--print-value-only"]), "qux\n");
+}
