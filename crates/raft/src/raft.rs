@@ -543,10 +543,18 @@ impl<S: Storage> Raft<S> {
                     to: m.from,
                     ..Message::default()
                 });
-            } else if m.msg_type == MessageType::PreVote {
+            } else if matches!(m.msg_type, MessageType::PreVote | MessageType::Vote) {
+                // Refuse with our term, so a candidate whose term lags learns it at once
+                // (otherwise a member that keeps campaigning in a stale configuration can
+                // keep the terms of the others ahead of it forever: a livelock).
                 let term = self.term;
+                let msg_type = if m.msg_type == MessageType::Vote {
+                    MessageType::VoteResponse
+                } else {
+                    MessageType::PreVoteResponse
+                };
                 self.send(Message {
-                    msg_type: MessageType::PreVoteResponse,
+                    msg_type,
                     to: m.from,
                     term,
                     reject: true,

@@ -144,6 +144,15 @@ fn run(seed: u64, steps: usize, membership: bool) -> usize {
         }
         net.tick_all(1);
     }
+    if !done {
+        for id in 1..=n {
+            eprintln!(
+                "node {id}: {:?} down={}",
+                net.nodes[&id].status(),
+                net.is_down(id)
+            );
+        }
+    }
     assert!(done, "seed {seed}: no progress after healing");
     // Bring every member back as a voter.
     for _ in 0..400 {
@@ -207,7 +216,11 @@ fn soak() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    for seed in 1000..1000 + n {
+    let from: u64 = std::env::var("RAFT_CHAOS_FROM")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    for seed in from..from + n {
         let _ = run(seed, 800, seed % 2 == 1);
     }
 }

@@ -450,3 +450,26 @@ fn corrupt_persistent_state_is_an_error() {
         Err(crate::RaftError::Config(_))
     ));
 }
+
+#[test]
+fn unreachable_follower_goes_back_to_probe() {
+    use crate::tracker::ProgressState;
+    let mut net = Network::new(3, false, false);
+    net.campaign(1);
+    net.propose(1, b"a");
+    assert_eq!(
+        net.nodes[&1].status().progress[&2].state,
+        ProgressState::Replicate
+    );
+    net.node(1).report_unreachable(2);
+    assert_eq!(
+        net.nodes[&1].status().progress[&2].state,
+        ProgressState::Probe
+    );
+    net.tick_all(2);
+    assert_eq!(
+        net.nodes[&1].status().progress[&2].state,
+        ProgressState::Replicate,
+        "back to pipelining once the follower answers"
+    );
+}
