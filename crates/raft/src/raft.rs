@@ -875,7 +875,9 @@ impl<S: Storage> Raft<S> {
             // Appends may have been lost: let one more through.
             pr.inflights.free_first_one();
         }
-        if pr.matched < last_index {
+        // Probing followers get an (maybe empty) Append so that their answer confirms the
+        // match and returns them to pipelining.
+        if pr.matched < last_index || pr.state == ProgressState::Probe {
             self.send_append(m.from);
         }
         if m.context.len() == 8 {
