@@ -1,0 +1,150 @@
+//! An in-process [`Backend`] for unit tests: one store, proposals applied at once in order,
+//! this member always the leader, and a clock the test moves by hand.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use quorum_api::internal::InternalRaftRequest;
+use quorum_mvcc::{LeaseTimeToLiveResponse, MvccError, Store, StoreOptions, WriteResponse};
+
+use super::backend::Backend;
+use crate::convert::internal_to_write;
+use crate::error::{mvcc_status, ServerError};
+use crate::member::{MemberInfo, StatusInfo};
+
+/// Member id of the test backend.
+pub const MEMBER_ID: u64 = 0x1111;
+/// Cluster id of the test backend.
+pub const CLUSTER_ID: u64 = 0x2222;
+/// Raft term of the test backend.
+pub const TERM: u64 = 7;
+
+struct Inner {
+    store: Arc<Store>,
+    /// Last Raft index used; held while applying so that entries reach the store in order.
+    index: Mutex<u64>,
+    now_ms: AtomicU64,
+    max_request_bytes: usize,
+    _dir: tempfile::TempDir,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+fn status_err(e: &MvccError) -> ServerError {
+    ServerError::Status(mvcc_status(e))
+}
+
+impl LocalBackend {
+    /// A fresh store in a temporary directory, with `max_request_bytes`.
+    pub fn new(max_request_bytes: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            durable: false,
+            min_lease_ttl: 1,
+            ..StoreOptions::default()
+        };
+        let store = Arc::new(Store::open(dir.path().join("db"), opts).unwrap());
+        store.lease_promote(1_000, 0).unwrap();
+        LocalBackend {
+            inner: Arc::new(Inner {
+                store,
+                index: Mutex::new(0),
+                now_ms: AtomicU64::new(1_000),
+                max_request_bytes,
+                _dir: dir,
+            }),
+        }
+    }
+
+    /// Moves the lessor's clock forward.
+    pub fn advance_ms(&self, ms: u64) {
+        self.inner.now_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.now_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Backend for LocalBackend {
+    fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+    fn status(&self) -> StatusInfo {
+        let applied = *self.inner.index.lock().unwrap();
+        StatusInfo {
+            member_id: MEMBER_ID,
+            cluster_id: CLUSTER_ID,
+            leader: MEMBER_ID,
+            raft_term: TERM,
+            raft_index: applied,
+            raft_applied_index: applied,
+            is_learner: false,
+        }
+    }
+    fn members(&self) -> Vec<MemberInfo> {
+        vec![MemberInfo {
+            id: MEMBER_ID,
+            name: "test".to_string(),
+            peer_urls: vec!["http://127.0.0.1:2380".to_string()],
+            client_urls: vec!["http://127.0.0.1:2379".to_string()],
+            is_learner: false,
+        }]
+    }
+    fn max_request_bytes(&self) -> usize {
+        self.inner.max_request_bytes
+    }
+    fn max_txn_ops(&self) -> usize {
+        128
+    }
+    async fn propose(&self, req: InternalRaftRequest) -> Result<WriteResponse, ServerError> {
+        let w = internal_to_write(&req).map_err(|e| ServerError::InvalidArgument(e.to_string()))?;
+        let mut index = self.inner.index.lock().unwrap();
+        *index += 1;
+        let mut out = self
+            .inner
+            .store
+            .apply(&[(*index, w)])
+            .map_err(|e| status_err(&e))?;
+        match out.pop().flatten() {
+            Some(Ok(r)) => Ok(r),
+            Some(Err(e)) => Err(status_err(&e)),
+            None => Err(ServerError::Internal("entry skipped".to_string())),
+        }
+    }
+    async fn read_barrier(&self) -> Result<(), ServerError> {
+        Ok(())
+    }
+    async fn lease_keep_alive(&self, id: i64) -> Result<i64, ServerError> {
+        match self.inner.store.lease_renew(id, self.now()) {
+            Ok(ttl) => Ok(ttl),
+            Err(MvccError::LeaseNotFound) => Ok(0),
+            Err(e) => Err(status_err(&e)),
+        }
+    }
+    async fn lease_remaining(&self, id: i64) -> Result<Option<i64>, ServerError> {
+        let r = self
+            .inner
+            .store
+            .lease_time_to_live(id, false, self.now())
+            .map_err(|e| status_err(&e))?;
+        Ok((r.ttl != -1).then_some(r.ttl))
+    }
+    fn lease_info(&self, id: i64, keys: bool) -> Result<LeaseTimeToLiveResponse, ServerError> {
+        self.inner
+            .store
+            .lease_time_to_live(id, keys, self.now())
+            .map_err(|e| status_err(&e))
+    }
+    async fn move_leader(&self, target: u64) -> Result<(), ServerError> {
+        if target == MEMBER_ID {
+            Ok(())
+        } else {
+            Err(ServerError::BadLeaderTransferee)
+        }
+    }
+}
