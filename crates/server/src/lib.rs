@@ -3,11 +3,13 @@
 
 #![warn(missing_docs)]
 
+pub mod compactor;
 pub mod config;
 pub mod convert;
 pub mod core;
 pub mod entry;
 pub mod error;
+pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod member;

@@ -364,6 +364,16 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             }
         });
     }
+    let policy = match (cfg.auto_compaction_period, cfg.auto_compaction_revisions) {
+        (Some(d), _) if !d.is_zero() => Some(crate::compactor::Policy::Periodic(d)),
+        (_, Some(n)) if n > 0 => Some(crate::compactor::Policy::Revision(n)),
+        _ => None,
+    };
+    tokio::spawn(crate::housekeeping::run(member.clone()));
+    if let Some(policy) = policy {
+        info!("auto compaction: {policy:?}");
+        tokio::spawn(crate::compactor::run(member.clone(), policy));
+    }
     info!(
         "member {:x} ({}) of cluster {:x} serving clients on {:?}, peers on {:?}",
         cf.member_id, cf.name, cf.cluster_id, client_addrs, peer_addrs
