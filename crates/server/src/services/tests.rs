@@ -769,3 +769,37 @@ async fn cluster_and_auth() {
         .unwrap_err();
     assert_eq!(e.message(), "etcdserver: authentication is not enabled");
 }
+
+#[tokio::test]
+async fn a_slow_watcher_catches_up_without_losing_events() {
+    use super::Backend;
+    let (b, ch) = setup().await;
+    let (tx, rx) = mpsc::channel(4);
+    let mut out = WatchClient::new(ch)
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(create("s/", "s0", 0, 0)).await.unwrap();
+    assert!(recv(&mut out).await.created);
+    // Far more revisions than the stream buffers while the client reads nothing.
+    let n = 3_000;
+    for i in 0..n {
+        let w = quorum_mvcc::WriteRequest::Put(quorum_mvcc::PutRequest {
+            key: format!("s/{i}").into_bytes(),
+            value: vec![b'v'; 100],
+            ..Default::default()
+        });
+        b.propose(crate::convert::write_to_internal(&w))
+            .await
+            .unwrap();
+    }
+    let mut next = 2;
+    while next < n + 2 {
+        let r = recv(&mut out).await;
+        for e in r.events {
+            assert_eq!(e.kv.unwrap().mod_revision, next, "in order, none lost");
+            next += 1;
+        }
+    }
+}
