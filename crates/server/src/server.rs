@@ -104,6 +104,8 @@ pub struct RunningMember {
     core_thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     election_timeout: Duration,
+    /// Held (locked) for the member's lifetime.
+    _lock: std::fs::File,
 }
 
 async fn bind_all(addrs: &[String], what: &str) -> Result<Vec<TcpListener>, StartError> {
@@ -129,6 +131,21 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             member_dir.display()
         ))
     })?;
+    // One process per data dir: a second member on the same files would corrupt them.
+    let lock_path = member_dir.join("lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StartError(format!("cannot open {}: {e}", lock_path.display())))?;
+    if let Err(e) = lock_file.try_lock() {
+        return Err(StartError(format!(
+            "data dir {} is in use by another process ({e}); stop it or choose another \
+             --data-dir",
+            cfg.data_dir.display()
+        )));
+    }
     let cluster_path = member_dir.join("cluster.json");
     let existing = read_cluster_file(&cluster_path)?;
     let fresh = existing.is_none();
@@ -386,6 +403,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         core_thread: Some(core_thread),
         shared,
         election_timeout: cfg.election_timeout,
+        _lock: lock_file,
     })
 }
 
