@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::history::{History, OpId, Operation, Outcome};
 use crate::model::{Key, State, Value};
+use crate::precheck::precheck;
 use crate::search::{search, Budget, SearchResult};
 
 /// The verdict on a history.
@@ -95,6 +96,11 @@ pub struct Checker {
     pub shrink_steps_per_check: u64,
     /// Step limit for all of shrinking.
     pub shrink_total_steps: u64,
+    /// Run the linear-time pre-checks (read of a value never written, read of a value whose
+    /// every writer was invoked after the read returned) before the search. They only ever
+    /// reject, so turning them off changes the witness and the running time, never whether a
+    /// history is accepted (except that the search may run out of budget).
+    pub prechecks: bool,
 }
 
 impl Default for Checker {
@@ -105,6 +111,7 @@ impl Default for Checker {
             max_shrink_ops: 400,
             shrink_steps_per_check: 200_000,
             shrink_total_steps: 5_000_000,
+            prechecks: true,
         }
     }
 }
@@ -186,6 +193,11 @@ impl Checker {
             .filter(|o| relevant(o))
             .cloned()
             .collect();
+        if self.prechecks {
+            if let Some(witness) = self.precheck_witness(&relevant_ops) {
+                return Verdict::NotLinearizable(Box::new(witness));
+            }
+        }
         let mut steps = 0u64;
         let mut undecided = 0usize;
         for (keys, ops) in partition(&relevant_ops) {
@@ -214,6 +226,27 @@ impl Checker {
                 undecided_partitions: undecided,
             }
         }
+    }
+
+    /// The witness of a pre-check violation: the observer and its late writers, if any.
+    fn precheck_witness(&self, ops: &[Operation]) -> Option<Witness> {
+        let violation = precheck(ops, &self.initial)?;
+        let observer = &ops[violation.observer];
+        let writers: Vec<&Operation> = violation.late_writers.iter().map(|&w| &ops[w]).collect();
+        // 1-minimal when the writers alone can be ordered (dropping the observer then fixes
+        // it); the writers themselves may not be dropped (see `Witness::operations`).
+        let minimal =
+            writers.is_empty() || self.fails(&writers, &self.initial, &mut 0) == Some(false);
+        let mut operations: Vec<Operation> =
+            std::iter::once(observer).chain(writers).cloned().collect();
+        operations.sort_by_key(|o| (o.call, o.id));
+        Some(Witness {
+            keys: vec![violation.key],
+            operations,
+            minimal,
+            longest_linearization: Vec::new(),
+            stuck: observer.id,
+        })
     }
 
     fn initial_for(&self, keys: &[Key]) -> State {
@@ -684,5 +717,85 @@ mod tests {
             }
         );
         assert_eq!(Checker::new().check(&h), Verdict::Linearizable);
+    }
+
+    /// Many concurrent unknown-outcome writes make the search exponential; a corrupted read
+    /// is still reported at once by the pre-check, with that read alone as witness.
+    fn heavy_history(corrupt: &str) -> Vec<Operation> {
+        let mut b = Builder(vec![]);
+        for i in 0..120u64 {
+            b.put(i, None, "x", &format!("u{i}"));
+            b.put(i, Some(1_000 + i), "y", &format!("k{i}"));
+        }
+        for i in 0..200u64 {
+            b.get(
+                2_000 + 3 * i,
+                2_001 + 3 * i,
+                "x",
+                Some(&format!("u{}", (i * 7) % 120)),
+            );
+        }
+        b.get(5_000, 5_001, "x", Some(corrupt));
+        b.0
+    }
+
+    #[test]
+    fn precheck_reports_unwritten_read_without_search() {
+        let ops = heavy_history("never");
+        let corrupt_id = ops.len() as u64 - 1;
+        let h = History::new(ops).unwrap();
+        let mut checker = Checker::new();
+        checker.budget.max_steps = 1_000;
+        let v = checker.check(&h);
+        assert_eq!(witness_ids(&v), vec![corrupt_id]);
+        if let Verdict::NotLinearizable(w) = &v {
+            assert!(w.minimal);
+            assert_eq!(w.keys, vec!["x".to_string()]);
+            assert_eq!(w.stuck, corrupt_id);
+        }
+        // Without the pre-check the same budget does not decide it.
+        checker.prechecks = false;
+        assert!(matches!(checker.check(&h), Verdict::Unknown { .. }));
+    }
+
+    #[test]
+    fn precheck_reports_read_from_the_future() {
+        let mut b = Builder(vec![]);
+        b.put(0, Some(10), "x", "1")
+            .get(20, 30, "x", Some("2"))
+            .put(31, None, "x", "2")
+            .put(40, Some(50), "x", "2");
+        let v = b.verdict();
+        assert_eq!(witness_ids(&v), vec![1, 2, 3]);
+        if let Verdict::NotLinearizable(w) = &v {
+            assert!(w.minimal);
+        }
+    }
+
+    #[test]
+    fn search_alone_still_rejects_what_prechecks_catch() {
+        let mut never = Builder(vec![]);
+        never.put(0, Some(10), "x", "1").get(20, 30, "x", Some("7"));
+        let mut future = Builder(vec![]);
+        future.get(0, 2, "x", Some("2")).put(5, None, "x", "2");
+        let mut failed = Builder(vec![]);
+        failed.failed_put(0, "x", "1").get(20, 30, "x", Some("1"));
+        let mut checker = Checker::new();
+        checker.prechecks = false;
+        for b in [never, future, failed] {
+            let h = History::new(b.0.clone()).unwrap();
+            assert!(matches!(checker.check(&h), Verdict::NotLinearizable(_)));
+            // With the pre-check, the same verdict (and a witness containing the read).
+            assert!(matches!(check(&h), Verdict::NotLinearizable(_)));
+        }
+        // A read that pre-checks pass (the value was written in time) is left to the search.
+        let mut stale = Builder(vec![]);
+        stale
+            .put(0, Some(10), "x", "1")
+            .put(20, Some(30), "x", "2")
+            .get(40, 50, "x", Some("1"));
+        let h = History::new(stale.0.clone()).unwrap();
+        assert!(crate::precheck::precheck(h.operations(), &State::new()).is_none());
+        assert_eq!(witness_ids(&check(&h)), vec![0, 1, 2]);
     }
 }

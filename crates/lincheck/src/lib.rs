@@ -33,6 +33,7 @@
 pub mod check;
 pub mod history;
 pub mod model;
+mod precheck;
 mod search;
 
 pub use check::{check, Checker, Verdict, Witness};

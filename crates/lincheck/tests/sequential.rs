@@ -203,7 +203,11 @@ proptest! {
         if let Outcome::Ok { output, .. } = &mut ops[victim].outcome {
             *output = Output::Get { value: Some("never-written".into()) };
         }
-        let verdict = check(&History::new(ops).unwrap());
+        let history = History::new(ops).unwrap();
+        // The exhaustive search on its own (pre-checks off) rejects it too.
+        let search_only = Checker { prechecks: false, ..Checker::new() };
+        prop_assert!(matches!(search_only.check(&history), Verdict::NotLinearizable(_)));
+        let verdict = check(&history);
         match verdict {
             Verdict::NotLinearizable(w) => {
                 prop_assert!(w.operations.iter().any(|o| o.id == victim as u64));
