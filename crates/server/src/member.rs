@@ -72,6 +72,11 @@ impl Member {
         &self.inner.store
     }
 
+    /// The member's monotonic clock in milliseconds: the time base of lease expiry.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
     /// Raft and member status, as of now.
     pub fn status(&self) -> StatusInfo {
         self.inner.status()

@@ -61,6 +61,9 @@ pub struct Shared {
     pub(crate) status: RwLock<StatusInfo>,
     pub(crate) members: RwLock<Vec<MemberInfo>>,
     pub(crate) client_urls: Vec<String>,
+    /// The origin of the member's monotonic millisecond clock (lease expiry is measured on it,
+    /// by the core's ticks and by lease queries alike).
+    pub(crate) epoch: Instant,
     pub(crate) stopped: AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) peers: Peers,
@@ -112,16 +115,29 @@ impl Shared {
             }),
             members: RwLock::new(members),
             client_urls,
+            epoch: Instant::now(),
             stopped: AtomicBool::new(false),
             metrics,
             peers: Peers::default(),
         }
     }
 
+    /// A request id unique on this member: the member's low 16 bits, then a 48-bit counter.
+    /// Never 0 (0 marks entries nobody waits for).
     fn next_id(&self) -> u64 {
         let prefix = (self.member_id & 0xffff) << 48;
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        prefix | (n & ((1u64 << 48) - 1)) | 1
+        loop {
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed) & ((1u64 << 48) - 1);
+            let id = prefix | n;
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// Milliseconds since [`Shared::epoch`]: the member's monotonic clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
@@ -161,11 +177,21 @@ impl Shared {
         if self.is_stopped() {
             return Err(ServerError::Stopped);
         }
-        let id = self.next_id();
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut w) = self.waiters.lock() {
+        let id = {
+            let mut w = self
+                .waiters
+                .lock()
+                .map_err(|_| ServerError::Internal("waiter table poisoned".into()))?;
+            // Ids are unique by construction; a collision would hand one request's result to
+            // another, so it is checked, not assumed.
+            let mut id = self.next_id();
+            while w.contains_key(&id) {
+                id = self.next_id();
+            }
             w.insert(id, tx);
-        }
+            id
+        };
         if !self.send_input(make(id)) {
             self.forget(id);
             return Err(if self.is_stopped() {
@@ -424,7 +450,6 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
     tick: Duration,
     peer_urls: HashMap<NodeId, Vec<String>>,
 ) -> Result<(), crate::core::CoreError> {
-    let start = Instant::now();
     let mut next_tick = Instant::now() + tick;
     let mut out = ShellOutbox {
         shared: &shared,
@@ -452,7 +477,7 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
         }
         let now = Instant::now();
         if now >= next_tick {
-            let now_ms = now.duration_since(start).as_millis() as u64;
+            let now_ms = now.duration_since(shared.epoch).as_millis() as u64;
             core.handle(Input::Tick { now_ms }, &mut out);
             next_tick += tick;
             if next_tick < now {
@@ -485,4 +510,39 @@ pub(crate) fn fatal(e: &crate::core::CoreError) -> ! {
     error!("fatal: {e}; the member stops. Check the disk and the data directory, then restart.");
     eprintln!("quorum: fatal: {e}");
     std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_carry_the_member_prefix() {
+        let (tx, _rx) = std_mpsc::sync_channel(1);
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(quorum_mvcc::Store::open(dir.path().join("db"), Default::default()).unwrap());
+        let shared = Shared::new(
+            0xabcd_1234,
+            1,
+            1,
+            "m".into(),
+            store,
+            Limits {
+                max_request_bytes: 1024,
+                max_txn_ops: 8,
+            },
+            Duration::from_secs(1),
+            tx,
+            Vec::new(),
+            Metrics::new().unwrap(),
+        );
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = shared.next_id();
+            assert_ne!(id, 0);
+            assert_eq!(id >> 48, 0x1234);
+            assert!(seen.insert(id), "duplicate request id {id:x}");
+        }
+    }
 }

@@ -46,15 +46,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn move_leader(&self, target: u64) -> impl Future<Output = Result<(), ServerError>> + Send;
 }
 
-/// Now in milliseconds, for the store's lessor when it is asked for a lease's granted TTL and
-/// keys. STOPGAP (see the crate report): `Store::lease_time_to_live` wants the member core's
-/// monotonic clock (`Core::now_ms`), which `Member` does not expose yet; requested:
-/// `Member::lease_time_to_live(id, keys) -> Result<LeaseTimeToLiveResponse, ServerError>`
-/// served by the core with its own clock. Until then `u64::MAX` is passed: on the leader the
-/// lessor's answer for the remaining TTL is discarded (the leader is asked through
-/// `lease_remaining`), and no lease can be made to expire early by a wrong clock.
-const LESSOR_NOW_STOPGAP: u64 = u64::MAX;
-
 impl Backend for Member {
     fn store(&self) -> &Arc<Store> {
         Member::store(self)
@@ -91,7 +82,7 @@ impl Backend for Member {
     }
     fn lease_info(&self, id: i64, keys: bool) -> Result<LeaseTimeToLiveResponse, ServerError> {
         self.store()
-            .lease_time_to_live(id, keys, LESSOR_NOW_STOPGAP)
+            .lease_time_to_live(id, keys, self.now_ms())
             .map_err(|e| ServerError::Status(crate::error::mvcc_status(&e)))
     }
     fn move_leader(&self, target: u64) -> impl Future<Output = Result<(), ServerError>> + Send {
