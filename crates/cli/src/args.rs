@@ -90,6 +90,8 @@ pub enum Command {
     Alarm(AlarmCommand),
     /// Starts a local 3-member cluster in the foreground; Ctrl-C stops it.
     Playground(PlaygroundArgs),
+    /// Runs a benchmark workload and reports throughput, latency percentiles and errors.
+    Bench(crate::cmd::bench::BenchArgs),
 }
 
 /// Sort targets of `get --sort-by`.

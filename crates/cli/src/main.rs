@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Endpoint(c) => return cmd::maint::endpoint(g, fmt, c).await,
         Command::Defrag => return cmd::maint::defrag(g).await,
         Command::Playground(a) => return cmd::playground::playground(a).await,
+        Command::Bench(a) => return cmd::bench::bench(g, a).await,
         _ => {}
     }
     let conn = Conn::first(g).await?;
@@ -64,6 +65,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Member(args::MemberCommand::List) => cmd::maint::member_list(&conn, fmt).await,
         Command::Snapshot(SnapshotCommand::Save { file }) => cmd::snapshot::save(&conn, file).await,
         Command::Alarm(c) => cmd::maint::alarm(&conn, fmt, c).await,
-        Command::Endpoint(_) | Command::Defrag | Command::Playground(_) => Ok(()),
+        Command::Endpoint(_) | Command::Defrag | Command::Playground(_) | Command::Bench(_) => {
+            Ok(())
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The commands, grouped by the API they use.
 
+pub mod bench;
 pub mod kv;
 pub mod lease;
 pub mod maint;
