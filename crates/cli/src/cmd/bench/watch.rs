@@ -111,10 +111,13 @@ pub async fn run(plan: &Plan, conns: &[Conn]) -> Result<Report> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<u64>();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut receivers = Vec::with_capacity(streams.len());
-    for mut s in streams {
+    for s in streams {
         let events_tx = events_tx.clone();
         let mut stop = stop_rx.clone();
         receivers.push(tokio::spawn(async move {
+            // Moves the whole stream in: were only `rx` captured, the request sender would be
+            // dropped here, closing our side, and a server may then end the stream.
+            let mut s = s;
             let mut stats = Stats::new()?;
             loop {
                 let msg = tokio::select! {
