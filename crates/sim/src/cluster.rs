@@ -9,6 +9,7 @@ use quorum_raft::{Config, Message, NodeId};
 
 use crate::checks::{Invariants, Violation};
 use crate::clock::NodeClock;
+use crate::core_member::CoreMember;
 use crate::member::{ClientRequest, Member, MemberOutput, MemberParams, RaftMember, Reply};
 use crate::network::{Fate, NetConfig, Network, Partition};
 use crate::rng::SimRng;
@@ -76,6 +77,9 @@ pub enum DiskKind {
     /// The WAL on `SimFs`: writes become durable after a simulated fsync; a crash loses the
     /// rest and may tear the last write.
     Wal,
+    /// The server's member core (`quorum_server::core::Core`) over the WAL on `SimFs` and the
+    /// MVCC store, with a watcher checked on every member (see [`crate::core_member`]).
+    Core,
 }
 
 /// Everything that defines a run. [`SimConfig::from_seed`] derives a varied one from a seed.
@@ -187,6 +191,33 @@ impl SimConfig {
             fsync_us: (200, 3_000),
         }
     }
+
+    /// The run for `seed` on the server's member core: as [`SimConfig::from_seed`], but with
+    /// the core's disk, the register workload (the store cannot be seeded with the bank's
+    /// balances), at most 5 members and a shorter run (the core writes a real redb file and
+    /// the checkers re-read its WAL after every fsync).
+    pub fn core_from_seed(seed: u64) -> Self {
+        let mut cfg = Self::from_seed(seed);
+        cfg.disk = DiskKind::Core;
+        cfg.workload = Workload::Register;
+        cfg.members = cfg.members.min(5);
+        cfg.fault_phase_us = 1_200_000;
+        cfg.heal_phase_us = 1_300_000;
+        cfg
+    }
+
+    /// The command that replays this run with full tracing.
+    pub fn replay_command(&self) -> String {
+        let core = if self.disk == DiskKind::Core {
+            " --core"
+        } else {
+            ""
+        };
+        format!(
+            "cargo run -p quorum-sim --release -- --seed {}{core} --trace",
+            self.seed
+        )
+    }
 }
 
 /// What a successful run reports.
@@ -228,6 +259,8 @@ pub struct SimFailure {
     /// The client history recorded up to the failure (operations still pending have an
     /// unknown outcome), for `lincheck` and offline analysis.
     pub history: Option<quorum_lincheck::History>,
+    /// The one command that replays this seed with full tracing.
+    pub replay: String,
 }
 
 impl fmt::Display for SimFailure {
@@ -244,11 +277,7 @@ impl fmt::Display for SimFailure {
         for e in &self.recent_events {
             writeln!(f, "  {e}")?;
         }
-        write!(
-            f,
-            "replay: cargo run -p quorum-sim --release -- --seed {} --trace",
-            self.seed
-        )
+        write!(f, "replay: {}", self.replay)
     }
 }
 
@@ -317,6 +346,10 @@ pub fn run(cfg: &SimConfig) -> Result<RunReport, Box<SimFailure>> {
             let disk = WalDisk::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(id));
             RaftMember::with_disk(id, params, disk)
         }),
+        DiskKind::Core => run_with(cfg, |id, params| {
+            let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(id);
+            CoreMember::new(id, params, seed, true)
+        }),
     }
 }
 
@@ -348,6 +381,7 @@ pub fn run_with<M: Member>(
                     time_us: 0,
                     recent_events: vec![],
                     history: None,
+                    replay: cfg.replay_command(),
                 }))
             }
         }
@@ -405,6 +439,7 @@ impl<M: Member> Sim<M> {
             time_us: self.now,
             recent_events: self.trace.recent(),
             history: self.recorder.clone().into_history().ok(),
+            replay: self.cfg.replay_command(),
         }
     }
 
@@ -880,6 +915,14 @@ impl<M: Member> Sim<M> {
 
     fn finish(&mut self) -> Result<RunReport, Violation> {
         self.invariants.check_logs(&self.members)?;
+        for m in &mut self.members {
+            if let Err(detail) = m.final_check() {
+                return Err(Violation {
+                    check: "member final check (watch guarantees)",
+                    detail,
+                });
+            }
+        }
         let heal = self.heal_time.unwrap_or(0);
         match self.first_write_after_heal {
             Some(t) if t <= heal + self.cfg.liveness_bound_us => {}

@@ -32,6 +32,7 @@
 pub mod checks;
 pub mod clock;
 pub mod cluster;
+pub mod core_member;
 pub mod kv;
 pub mod member;
 pub mod network;
@@ -39,6 +40,7 @@ pub mod rng;
 pub mod sweep;
 pub mod trace;
 pub mod wal_disk;
+pub mod watch_check;
 pub mod workload;
 
 pub use cluster::{run, run_with, DiskKind, FaultMix, RunReport, SimConfig, SimFailure};

@@ -128,6 +128,10 @@ pub trait Member {
     fn durable_last_index(&self) -> u64;
     /// The state machine's data.
     fn data(&self) -> &State;
+    /// Member-specific checks at the end of a run, after healing (e.g. watch guarantees).
+    fn final_check(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parameters shared by every member of a simulated group.

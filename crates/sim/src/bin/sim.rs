@@ -7,6 +7,7 @@
 //! sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]
 //!                                        sweep seeds S.. on T threads (default: all cores)
 //! ```
+//! With `--core`, members are the server's member core (`SimConfig::core_from_seed`).
 //! Exit status 0 when every seed passed, 1 when one failed, 2 on bad usage.
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use quorum_sim::{run, sweep, SimConfig};
 
-const USAGE: &str = "usage: sim --seed N [--trace] [--history FILE] | sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F]";
+const USAGE: &str = "usage: sim --seed N [--trace] [--history FILE] | sim [--start S] [--count C] [--threads T] [--minutes M] [--max-failures F] [--core]";
 
 struct Args {
     seed: Option<u64>,
@@ -26,6 +27,7 @@ struct Args {
     threads: usize,
     minutes: Option<f64>,
     max_failures: usize,
+    core: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,6 +40,7 @@ fn parse() -> Result<Args, String> {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         minutes: None,
         max_failures: 10,
+        core: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,6 +49,7 @@ fn parse() -> Result<Args, String> {
         match flag.as_str() {
             "--seed" => a.seed = Some(val()?.parse().map_err(bad)?),
             "--trace" => a.trace = true,
+            "--core" => a.core = true,
             "--history" => a.history = Some(val()?),
             "--start" => a.start = val()?.parse().map_err(bad)?,
             "--count" => a.count = val()?.parse().map_err(bad)?,
@@ -76,7 +80,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(seed) = args.seed {
-        let mut cfg = SimConfig::from_seed(seed);
+        let mut cfg = if args.core {
+            SimConfig::core_from_seed(seed)
+        } else {
+            SimConfig::from_seed(seed)
+        };
         cfg.trace = args.trace;
         println!("run: {cfg:?}");
         return match run(&cfg) {
@@ -137,7 +145,11 @@ fn main() -> ExitCode {
         args.threads,
         args.max_failures,
         deadline,
-        &SimConfig::from_seed,
+        if args.core {
+            &SimConfig::core_from_seed
+        } else {
+            &SimConfig::from_seed
+        },
         &progress,
     );
     for f in &report.failures {
