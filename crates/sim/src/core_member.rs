@@ -172,6 +172,8 @@ pub struct CoreMember {
     watch: Option<WatchChecker>,
     /// Whether this member keeps a checked watcher.
     want_watch: bool,
+    /// Planted bug: serve reads from the local store without a ReadIndex round.
+    local_reads: bool,
     /// The first watch-guarantee violation seen.
     watch_violation: Option<String>,
 }
@@ -207,6 +209,7 @@ impl CoreMember {
             watch_rx: None,
             watch: None,
             want_watch: watch,
+            local_reads: false,
             watch_violation: None,
         };
         m.start()?;
@@ -258,6 +261,13 @@ impl CoreMember {
             self.start_watch()?;
         }
         Ok(())
+    }
+
+    /// Plants a bug for the tests: reads are answered at once from this member's store
+    /// (a follower's or a deposed leader's local state served as linearizable).
+    pub fn with_local_reads(mut self) -> Self {
+        self.local_reads = true;
+        self
     }
 
     /// Creates the checked watcher from the checker's next revision (resuming after a
@@ -606,6 +616,20 @@ impl Member for CoreMember {
         }
         if self.core.is_none() {
             self.refuse(&req, "member is down".into());
+            return;
+        }
+        if self.local_reads && is_index_read(&req.input) {
+            let reply = match self.read(&req.input) {
+                Ok(output) => Reply::Done {
+                    op_id: req.op_id,
+                    output,
+                },
+                Err(reason) => Reply::Refused {
+                    op_id: req.op_id,
+                    reason,
+                },
+            };
+            self.early_replies.push((req.client, reply));
             return;
         }
         let token = self.request_id();

@@ -65,3 +65,37 @@ fn failure_report_names_the_core_replay_command() {
         "cargo run -p quorum-sim --release -- --seed 42 --core --trace"
     );
 }
+
+/// The checks are not vacuous on the core: serving reads from the local store without a
+/// ReadIndex round is caught by the linearizability check within a bounded number of seeds,
+/// and the same seed passes without the planted bug.
+#[test]
+fn core_local_reads_are_caught() {
+    use quorum_sim::core_member::CoreMember;
+    use quorum_sim::run_with;
+    let configure = |seed: u64| {
+        let mut cfg = SimConfig::core_from_seed(seed);
+        cfg.members = 3;
+        cfg.faults = FaultMix {
+            partitions: true,
+            pauses: true,
+            flaky_network: true,
+            ..FaultMix::none()
+        };
+        cfg
+    };
+    let mut caught = None;
+    for seed in 300..312u64 {
+        let cfg = configure(seed);
+        let result = run_with(&cfg, |id, params| {
+            CoreMember::new(id, params, seed ^ id, false).map(CoreMember::with_local_reads)
+        });
+        if let Err(f) = result {
+            assert_eq!(f.check, "linearizability", "{f}");
+            caught = Some(seed);
+            break;
+        }
+    }
+    let seed = caught.expect("local reads were not caught within 12 seeds");
+    run(&configure(seed)).unwrap_or_else(|f| panic!("without the bug: {f}"));
+}
