@@ -51,6 +51,8 @@ const WAL_DIR: &str = "/wal";
 const SEGMENT_BYTES: u64 = 256 * 1024;
 /// Nominal milliseconds per tick (the simulator's nominal 10 ms tick).
 const TICK_MS: u64 = 10;
+/// A progress notification is requested from the checked watcher this often.
+const PROGRESS_EVERY_TICKS: u64 = 7;
 /// Largest key-value answer a read may produce (the workload uses a handful of keys).
 const MAX_READ_KEYS: i64 = 1024;
 
@@ -169,6 +171,7 @@ pub struct CoreMember {
     data: State,
     /// The checked watcher's stream (recreated after a restart) and its checker.
     watch_rx: Option<Receiver<quorum_mvcc::WatchResponse>>,
+    watch_id: Option<quorum_mvcc::WatchId>,
     watch: Option<WatchChecker>,
     /// Whether this member keeps a checked watcher.
     want_watch: bool,
@@ -207,6 +210,7 @@ impl CoreMember {
             last_soft: (quorum_raft::NO_NODE, Role::Follower),
             data: State::new(),
             watch_rx: None,
+            watch_id: None,
             watch: None,
             want_watch: watch,
             local_reads: false,
@@ -291,7 +295,7 @@ impl CoreMember {
             start_revision: checker.next_revision(),
             ..Default::default()
         };
-        core.store().watch(&req, tx).map_err(|e| e.to_string())?;
+        self.watch_id = Some(core.store().watch(&req, tx).map_err(|e| e.to_string())?);
         if self.incarnation > 0 {
             checker.resumed();
         }
@@ -598,6 +602,14 @@ impl Member for CoreMember {
     fn tick(&mut self) {
         self.ticks += 1;
         let now_ms = self.ticks * TICK_MS;
+        if self.ticks.is_multiple_of(PROGRESS_EVERY_TICKS) {
+            if let (Some(core), Some(id)) = (&self.core, self.watch_id) {
+                if let Err(e) = core.store().request_progress(id) {
+                    self.notes
+                        .push(format!("n{} progress request: {e}", self.id));
+                }
+            }
+        }
         if let Some(core) = &mut self.core {
             core.handle(CoreInput::Tick { now_ms }, &mut self.collected);
         }
@@ -715,6 +727,7 @@ impl Member for CoreMember {
         // Drop the core and with it the store (redb allows one open handle per file).
         self.core = None;
         self.watch_rx = None;
+        self.watch_id = None;
         if self.rng.chance(0.5) {
             self.fs.crash_torn();
         } else {

@@ -49,6 +49,8 @@ pub struct WatchChecker {
     responses: u64,
     /// Re-creations after crashes.
     resumes: u64,
+    /// Progress notifications received.
+    progress_notifications: u64,
 }
 
 impl WatchChecker {
@@ -62,6 +64,7 @@ impl WatchChecker {
             events: 0,
             responses: 0,
             resumes: 0,
+            progress_notifications: 0,
         }
     }
 
@@ -80,6 +83,11 @@ impl WatchChecker {
         self.events
     }
 
+    /// Progress notifications received so far.
+    pub fn progress_notifications(&self) -> u64 {
+        self.progress_notifications
+    }
+
     /// Checks one response.
     pub fn on_response(&mut self, resp: &WatchResponse) -> Result<(), String> {
         let m = self.member;
@@ -91,12 +99,21 @@ impl WatchChecker {
             ));
         }
         if resp.events.is_empty() {
+            // Every revision of this store is an event on the watched range, so a progress
+            // notification must name exactly the last revision delivered.
             if resp.header_revision < self.last {
                 return Err(format!(
                     "n{m}: progress notification at {} behind delivered revision {}",
                     resp.header_revision, self.last
                 ));
             }
+            if resp.header_revision > self.last {
+                return Err(format!(
+                    "n{m}: progress notification at {} ahead of delivered revision {} (progress)",
+                    resp.header_revision, self.last
+                ));
+            }
+            self.progress_notifications += 1;
             return Ok(());
         }
         let first_rev = resp.events[0].kv.mod_revision;
@@ -240,10 +257,13 @@ mod tests {
             .unwrap_err()
             .contains("order"));
         let mut c = WatchChecker::new(1, 5);
-        let progress = WatchResponse {
-            header_revision: 4,
+        let progress = |rev| WatchResponse {
+            header_revision: rev,
             ..Default::default()
         };
-        assert!(c.on_response(&progress).is_err());
+        assert!(c.on_response(&progress(4)).unwrap_err().contains("behind"));
+        assert!(c.on_response(&progress(6)).unwrap_err().contains("ahead"));
+        c.on_response(&progress(5)).unwrap();
+        assert_eq!(c.progress_notifications(), 1);
     }
 }
