@@ -312,6 +312,11 @@ impl<F: FileSystem> Core<F> {
         self.raft.status()
     }
 
+    /// The WAL-backed log (read-only), for status reports and for the simulator's checkers.
+    pub fn log(&self) -> &LogStore<F> {
+        self.raft.storage()
+    }
+
     /// Last index in the log.
     pub fn last_index(&self) -> u64 {
         self.raft.storage().last_index()
