@@ -803,3 +803,24 @@ async fn a_slow_watcher_catches_up_without_losing_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_half_closed_watch_stream_keeps_delivering_events() {
+    let (_b, ch) = setup().await;
+    let mut kv = KvClient::new(ch.clone());
+    let (tx, rx) = mpsc::channel(4);
+    let mut watch = WatchClient::new(ch);
+    let mut out = watch
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(create("h", "", 0, 0)).await.unwrap();
+    assert!(recv(&mut out).await.created);
+    // The client closes its sending side, as etcd clients may after creating their watches.
+    drop(tx);
+    kv.put(put("h", "1")).await.unwrap();
+    let ev = recv(&mut out).await;
+    assert_eq!(ev.events.len(), 1, "event after the half-close");
+    assert_eq!(&ev.events[0].kv.as_ref().unwrap().value[..], b"1");
+}

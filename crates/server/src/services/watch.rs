@@ -123,12 +123,18 @@ impl<B: Backend> StreamTask<B> {
     async fn run(&mut self, mut inbound: Streaming<pb::WatchRequest>) {
         let mut progress = tokio::time::interval(PROGRESS_NOTIFY_INTERVAL);
         progress.tick().await;
+        let mut inbound_open = true;
         loop {
             let flow = tokio::select! {
-                msg = inbound.message() => match msg {
+                msg = inbound.message(), if inbound_open => match msg {
                     Ok(Some(req)) => self.on_request(req).await,
-                    // The client closed its side (etcd ends the stream then too) or broke it.
-                    Ok(None) | Err(_) => Flow::Stop,
+                    // The client half-closed its side: as etcd, keep delivering events to the
+                    // watches it created until it goes away (`out.closed()` below).
+                    Ok(None) => {
+                        inbound_open = false;
+                        Flow::Continue
+                    }
+                    Err(_) => Flow::Stop,
                 },
                 Some(resp) = self.store_rx.recv() => self.on_store(resp).await,
                 _ = progress.tick() => self.on_progress_tick(),
