@@ -348,7 +348,7 @@ impl<F: FileSystem> Core<F> {
             Input::Tick { now_ms } => {
                 self.now_ms = now_ms;
                 self.raft.tick();
-                self.tick_leases(out);
+                self.tick_leases();
                 self.check_transfer(out);
             }
             Input::Message(m) => self.step(m),
@@ -488,7 +488,7 @@ impl<F: FileSystem> Core<F> {
         }
     }
 
-    fn tick_leases(&mut self, out: &mut dyn Outbox) {
+    fn tick_leases(&mut self) {
         if !self.is_leader {
             return;
         }
@@ -502,7 +502,6 @@ impl<F: FileSystem> Core<F> {
             self.proposal_batch
                 .push((0, Bytes::from(req.encode_to_vec())));
         }
-        let _ = out;
     }
 
     fn check_transfer(&mut self, out: &mut dyn Outbox) {

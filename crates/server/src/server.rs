@@ -286,7 +286,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         .collect();
     // etcd's request timeout: 5 s plus two election timeouts.
     let request_timeout = Duration::from_secs(5) + 2 * cfg.election_timeout;
-    let snap_dir = member_dir.join("snap");
+    let snap_dir = snap_dir(&cfg.data_dir);
     let shared = Arc::new(Shared::new(
         cf.member_id,
         cf.cluster_id,
@@ -439,7 +439,7 @@ impl RunningMember {
         info!("member {:x} stopped", status.member_id);
     }
 
-    /// The data directory path of the WAL, for tests.
+    /// This member's id.
     pub fn member_id(&self) -> NodeId {
         self.member.id()
     }

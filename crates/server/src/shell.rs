@@ -258,15 +258,7 @@ impl Shared {
     }
 
     async fn lease_call(&self, id: i64, renew: bool) -> Result<Option<i64>, ServerError> {
-        let reply = self
-            .call(|token| {
-                if renew {
-                    Input::LeaseRenew { token, id }
-                } else {
-                    Input::LeaseRemaining { token, id }
-                }
-            })
-            .await?;
+        let reply = self.call(|token| lease_input(token, id, renew)).await?;
         match reply {
             Reply::Ttl(Err(ServerError::NotLeader)) => self.forward_lease(id, renew).await,
             Reply::Ttl(r) => r,
@@ -342,6 +334,15 @@ impl Shared {
     }
 }
 
+/// The core input of a lease keep-alive (`renew`) or remaining-TTL query.
+fn lease_input(token: u64, id: i64, renew: bool) -> Input {
+    if renew {
+        Input::LeaseRenew { token, id }
+    } else {
+        Input::LeaseRemaining { token, id }
+    }
+}
+
 /// Serves a lease request forwarded by a follower (the `Forward` peer call).
 pub(crate) async fn serve_forward(
     shared: &Arc<Shared>,
@@ -354,15 +355,7 @@ pub(crate) async fn serve_forward(
         Some(forward_request::Request::LeaseTimeToLive(r)) => (r.id, false),
         None => return Err(tonic::Status::invalid_argument("empty forward request")),
     };
-    let reply = shared
-        .call(|token| {
-            if renew {
-                Input::LeaseRenew { token, id }
-            } else {
-                Input::LeaseRemaining { token, id }
-            }
-        })
-        .await?;
+    let reply = shared.call(|token| lease_input(token, id, renew)).await?;
     let ttl = match reply {
         Reply::Ttl(Ok(t)) => t,
         Reply::Ttl(Err(e)) | Reply::Done(Err(e)) => return Err(e.into()),
