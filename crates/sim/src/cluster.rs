@@ -19,6 +19,9 @@ use crate::workload::{
     bank_total, initial_state, read_all, Client, Workload, ACCOUNTS, INITIAL_BALANCE,
 };
 
+mod figure8;
+use figure8::Figure8;
+
 /// Largest number of messages buffered for a paused member (the rest are dropped, as a full
 /// socket buffer would).
 pub const MAX_PAUSE_BUFFER: usize = 4096;
@@ -41,6 +44,9 @@ pub struct FaultMix {
     /// Leader churn: a member that becomes leader is crashed soon after, now and then (the
     /// rapid succession of short-lived leaders that Figure 8 of the Raft paper needs).
     pub leader_churn: bool,
+    /// The scripted Figure 8 nemesis (see `cluster/figure8.rs`): it owns the partitions, so
+    /// it is not combined with random ones.
+    pub figure8: bool,
 }
 
 impl FaultMix {
@@ -53,10 +59,19 @@ impl FaultMix {
             flaky_network: false,
             clock_skew: false,
             leader_churn: false,
+            figure8: false,
         }
     }
 
-    /// Every fault.
+    /// Only the scripted Figure 8 nemesis.
+    pub fn figure8() -> Self {
+        FaultMix {
+            figure8: true,
+            ..FaultMix::none()
+        }
+    }
+
+    /// Every random fault (not the scripted Figure 8 nemesis).
     pub fn all() -> Self {
         FaultMix {
             partitions: true,
@@ -65,6 +80,7 @@ impl FaultMix {
             flaky_network: true,
             clock_skew: true,
             leader_churn: true,
+            figure8: false,
         }
     }
 }
@@ -109,6 +125,9 @@ pub struct SimConfig {
     pub trace: bool,
     /// Applied to every member's Raft config (tests plant bugs through it).
     pub tweak: Option<fn(&mut Config)>,
+    /// The name of the planted bug `tweak` sets (see [`crate::replay::PLANTS`]), so the replay
+    /// command plants it again.
+    pub plant: Option<&'static str>,
     /// Run the quadratic log checks every this many events.
     pub log_check_every: u64,
     /// Byte limit of entries in one Append (1: one entry per message, which exposes
@@ -167,6 +186,18 @@ impl SimConfig {
             },
             _ => FaultMix::all(),
         };
+        // Drawn from its own stream, so that adding the Figure 8 nemesis left every other
+        // draw of existing seeds unchanged.
+        let mut extra = SimRng::new(seed ^ 0xf16_8000_0000_0008);
+        let faults = if members >= 3 && extra.chance(0.15) {
+            FaultMix {
+                figure8: true,
+                clock_skew: extra.chance(0.5),
+                ..FaultMix::none()
+            }
+        } else {
+            faults
+        };
         SimConfig {
             seed,
             members,
@@ -180,6 +211,7 @@ impl SimConfig {
             liveness_bound_us: 1_200_000,
             trace: false,
             tweak: None,
+            plant: None,
             log_check_every: 2_000,
             max_msg_bytes: [1, 512, 64 * 1024][rng.below(3) as usize],
             fault_interval_us: (50_000, 400_000),
@@ -204,19 +236,6 @@ impl SimConfig {
         cfg.fault_phase_us = 1_200_000;
         cfg.heal_phase_us = 1_300_000;
         cfg
-    }
-
-    /// The command that replays this run with full tracing.
-    pub fn replay_command(&self) -> String {
-        let core = if self.disk == DiskKind::Core {
-            " --core"
-        } else {
-            ""
-        };
-        format!(
-            "cargo run -p quorum-sim --release -- --seed {}{core} --trace",
-            self.seed
-        )
     }
 }
 
@@ -336,6 +355,14 @@ struct Sim<M: Member> {
     incarnations: Vec<u64>,
     /// Per member: a sync completion is scheduled.
     sync_scheduled: Vec<bool>,
+    /// The Figure 8 nemesis' round, when the run uses it.
+    figure8: Option<Figure8>,
+    /// Figure 8 rule: Appends lose the entries of their sender's term.
+    figure8_truncate: bool,
+    /// Figure 8 rule: only this member's (pre-)vote requests get through.
+    figure8_candidate: Option<NodeId>,
+    /// Figure 8: when an Append left empty last got through, per (from, to) link.
+    figure8_probes: BTreeMap<(NodeId, NodeId), u64>,
 }
 
 /// Runs the seed's simulation with `RawNode<MemStorage>` members.
@@ -420,6 +447,10 @@ pub fn run_with<M: Member>(
         bank_reads: Vec::new(),
         incarnations: vec![0; cfg.members],
         sync_scheduled: vec![false; cfg.members],
+        figure8: None,
+        figure8_truncate: false,
+        figure8_candidate: None,
+        figure8_probes: BTreeMap::new(),
     };
     sim.run().map_err(|v| Box::new(sim.failure(v)))
 }
@@ -464,6 +495,10 @@ impl<M: Member> Sim<M> {
             let at = self.rng.range(100_000, 400_000);
             self.schedule(at, Event::Fault);
         }
+        if self.cfg.faults.figure8 && n >= 3 {
+            let at = self.rng.range(150_000, 400_000);
+            self.figure8 = Some(Figure8::Idle { at });
+        }
         self.schedule(self.cfg.fault_phase_us, Event::Heal);
         let end = self.cfg.fault_phase_us + self.cfg.heal_phase_us;
 
@@ -480,6 +515,7 @@ impl<M: Member> Sim<M> {
                 });
             }
             self.handle(event)?;
+            self.figure8_step()?;
             if self.events.is_multiple_of(self.cfg.log_check_every.max(1)) {
                 self.invariants.check_logs(&self.members)?;
             }
@@ -615,6 +651,9 @@ impl<M: Member> Sim<M> {
         }
         self.invariants.on_status(id, &status)?;
         for msg in out.messages {
+            let Some(msg) = self.figure8_filter(msg) else {
+                continue;
+            };
             match self.net.route(&mut self.rng, msg.from, msg.to) {
                 Fate::Dropped => {}
                 Fate::Delivered(delays) => {
@@ -904,7 +943,8 @@ impl<M: Member> Sim<M> {
     fn heal_all(&mut self) -> Result<(), Violation> {
         self.trace.record(self.now, format_args!("heal everything"));
         self.heal_time = Some(self.now);
-        self.net.heal();
+        self.figure8 = None;
+        self.figure8_heal();
         self.net.config = NetConfig::calm();
         for id in 1..=self.cfg.members as u64 {
             self.restart(id)?;

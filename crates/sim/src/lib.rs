@@ -36,6 +36,7 @@ pub mod core_member;
 pub mod kv;
 pub mod member;
 pub mod network;
+pub mod replay;
 pub mod rng;
 pub mod sweep;
 pub mod trace;

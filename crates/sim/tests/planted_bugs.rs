@@ -16,14 +16,16 @@ fn threads() -> usize {
 /// Runs seeds `0..max_seeds` configured by `configure`, with the bug planted by `tweak`, and
 /// returns the first failure. Panics if no seed catches it.
 fn hunt(
-    name: &str,
+    name: &'static str,
     max_seeds: u64,
     configure: fn(u64) -> SimConfig,
     tweak: fn(&mut Config),
 ) -> SimFailure {
+    assert!(quorum_sim::replay::PLANTS.contains(&name), "{name}");
     let planted = |seed: u64| {
         let mut cfg = configure(seed);
         cfg.tweak = Some(tweak);
+        cfg.plant = Some(name);
         cfg
     };
     let report = sweep(0, max_seeds, threads(), 1, None, &planted, &|_, _| {});
@@ -35,9 +37,15 @@ fn hunt(
         "{name}: caught at seed {} by {}",
         failure.seed, failure.check
     );
-    assert!(failure
-        .to_string()
-        .contains("replay: cargo run -p quorum-sim --release -- --seed"));
+    // The replay command plants the bug again and restores the hunt's settings.
+    let text = failure.to_string();
+    assert!(
+        text.contains(&format!(
+            "replay: cargo run -p quorum-sim --release --features bug-injection -- --seed {}",
+            failure.seed
+        )) && text.contains(&format!("--plant {name}")),
+        "{text}"
+    );
     // The same seed without the bug passes: the failure is the bug's, not the simulator's.
     let clean = configure(failure.seed);
     if let Err(f) = quorum_sim::run(&clean) {
@@ -71,7 +79,7 @@ fn stale_leaders(seed: u64) -> SimConfig {
 
 #[test]
 fn vote_without_log_check_is_caught() {
-    let failure = hunt("vote without log check", 40, all_faults, |c| {
+    let failure = hunt("vote-without-log-check", 40, all_faults, |c| {
         c.bug_vote_without_log_check = true
     });
     assert_eq!(failure.check, "leader completeness");
@@ -79,7 +87,7 @@ fn vote_without_log_check_is_caught() {
 
 #[test]
 fn read_index_without_quorum_is_caught() {
-    let failure = hunt("read index without quorum", 80, stale_leaders, |c| {
+    let failure = hunt("read-index-without-quorum", 80, stale_leaders, |c| {
         c.bug_read_index_without_quorum = true
     });
     assert_eq!(failure.check, "linearizability");
@@ -95,24 +103,34 @@ fn read_index_without_quorum_is_caught() {
     ));
 }
 
+/// The scripted Figure 8 nemesis (`FaultMix::figure8`) on 3, 5 or 7 members.
+fn figure8(seed: u64) -> SimConfig {
+    let mut cfg = SimConfig::from_seed(seed);
+    cfg.faults = FaultMix::figure8();
+    cfg.members = cfg.members.max(3);
+    cfg
+}
+
 #[test]
-#[ignore = "not caught within 600 seeds yet: the Figure 8 window is tiny with pipelined appends (see crates/sim/README.md)"]
 fn commit_of_old_terms_by_counting_is_caught() {
-    fn figure8(seed: u64) -> SimConfig {
-        let mut cfg = SimConfig::from_seed(seed);
-        cfg.faults = FaultMix {
-            crashes: true,
-            partitions: true,
-            flaky_network: true,
-            leader_churn: true,
-            ..FaultMix::none()
-        };
-        cfg.members = cfg.members.max(5);
-        cfg.max_msg_bytes = 1;
-        cfg.fault_interval_us = (10_000, 60_000);
-        cfg
-    }
-    hunt("commit old terms by counting", 600, figure8, |c| {
+    let failure = hunt("commit-old-terms-by-counting", 40, figure8, |c| {
         c.bug_commit_old_terms_by_counting = true
     });
+    assert!(
+        [
+            "leader completeness",
+            "state machine safety",
+            "committed entry lost"
+        ]
+        .contains(&failure.check.as_str()),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("--faults figure8"));
+}
+
+#[test]
+fn figure8_nemesis_passes_without_the_bug() {
+    let report = sweep(0, 12, threads(), 12, None, &figure8, &|_, _| {});
+    assert!(report.failures.is_empty(), "{}", report.failures[0]);
+    assert_eq!(report.seeds, 12);
 }

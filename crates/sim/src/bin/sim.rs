@@ -8,6 +8,10 @@
 //!                                        sweep seeds S.. on T threads (default: all cores)
 //! ```
 //! With `--core`, members are the server's member core (`SimConfig::core_from_seed`).
+//! A failure's replay command may add settings that differ from what the seed draws
+//! (`--members N`, `--clients N`, `--faults a,b`, `--max-msg-bytes N`, `--workload W`,
+//! `--fault-interval LO,HI`, `--phases FAULT,HEAL`; see `quorum_sim::replay`) and, built with
+//! `--features bug-injection`, `--plant NAME` to plant a known Raft bug again.
 //! Exit status 0 when every seed passed, 1 when one failed, 2 on bad usage.
 
 use std::process::ExitCode;
@@ -28,6 +32,8 @@ struct Args {
     minutes: Option<f64>,
     max_failures: usize,
     core: bool,
+    overrides: Vec<(String, String)>,
+    plant: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -41,6 +47,8 @@ fn parse() -> Result<Args, String> {
         minutes: None,
         max_failures: 10,
         core: false,
+        overrides: Vec::new(),
+        plant: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,6 +70,12 @@ fn parse() -> Result<Args, String> {
                         .map_err(|e: std::num::ParseFloatError| e.to_string())?,
                 )
             }
+            "--plant" => a.plant = Some(val()?),
+            "--members" | "--clients" | "--faults" | "--max-msg-bytes" | "--workload"
+            | "--fault-interval" | "--phases" => {
+                let v = val()?;
+                a.overrides.push((flag[2..].to_string(), v));
+            }
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
@@ -69,6 +83,30 @@ fn parse() -> Result<Args, String> {
         a.count = 1000;
     }
     Ok(a)
+}
+
+/// A switch on a member's Raft config.
+type Tweak = fn(&mut quorum_raft::Config);
+
+/// The tweak planting bug `name`, and its static name.
+#[cfg(feature = "bug-injection")]
+fn plant(name: &str) -> Result<(Tweak, &'static str), String> {
+    let known = quorum_sim::replay::PLANTS.iter().find(|p| **p == name);
+    match (known, quorum_sim::replay::plant_tweak(name)) {
+        (Some(n), Some(t)) => Ok((t, n)),
+        _ => Err(format!(
+            "unknown bug {name:?}; known: {:?}",
+            quorum_sim::replay::PLANTS
+        )),
+    }
+}
+
+/// Without the feature no bug can be planted.
+#[cfg(not(feature = "bug-injection"))]
+fn plant(name: &str) -> Result<(Tweak, &'static str), String> {
+    Err(format!(
+        "planting {name:?} needs a build with --features bug-injection"
+    ))
 }
 
 fn main() -> ExitCode {
@@ -86,6 +124,24 @@ fn main() -> ExitCode {
             SimConfig::from_seed(seed)
         };
         cfg.trace = args.trace;
+        for (flag, value) in &args.overrides {
+            if let Err(e) = quorum_sim::replay::apply_override(&mut cfg, flag, value) {
+                eprintln!("sim: {e}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+        if let Some(name) = &args.plant {
+            match plant(name) {
+                Ok((tweak, name)) => {
+                    cfg.tweak = Some(tweak);
+                    cfg.plant = Some(name);
+                }
+                Err(e) => {
+                    eprintln!("sim: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         println!("run: {cfg:?}");
         return match run(&cfg) {
             Ok(r) => {
