@@ -139,19 +139,23 @@ pub struct SimConfig {
     pub disk: DiskKind,
     /// An fsync takes this long (µs), drawn per sync.
     pub fsync_us: (u64, u64),
+    /// Core members: snapshot (and compact the log) every this many applied entries, keeping
+    /// this many entries behind each snapshot. `None`: never.
+    pub core_snapshots: Option<(u64, u64)>,
 }
 
 impl fmt::Debug for SimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed={} members={} workload={:?} clients={} max_msg_bytes={} disk={:?} faults={:?}",
+            "seed={} members={} workload={:?} clients={} max_msg_bytes={} disk={:?} snapshots={:?} faults={:?}",
             self.seed,
             self.members,
             self.workload,
             self.clients,
             self.max_msg_bytes,
             self.disk,
+            self.core_snapshots,
             self.faults
         )
     }
@@ -221,6 +225,7 @@ impl SimConfig {
                 DiskKind::Memory
             },
             fsync_us: (200, 3_000),
+            core_snapshots: None,
         }
     }
 
@@ -235,6 +240,11 @@ impl SimConfig {
         cfg.members = cfg.members.min(5);
         cfg.fault_phase_us = 1_200_000;
         cfg.heal_phase_us = 1_300_000;
+        // Own stream: the draws above stay what they were for every seed.
+        let mut rng = SimRng::new(seed ^ 0x5_0a95_0000_0000);
+        let count = [16, 40, 100][rng.below(3) as usize];
+        let catchup = [2, 8, 32][rng.below(3) as usize];
+        cfg.core_snapshots = Some((count, catchup));
         cfg
     }
 }
@@ -375,7 +385,12 @@ pub fn run(cfg: &SimConfig) -> Result<RunReport, Box<SimFailure>> {
         }),
         DiskKind::Core => run_with(cfg, |id, params| {
             let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(id);
-            CoreMember::new(id, params, seed, true)
+            match cfg.core_snapshots {
+                Some((count, catchup)) => {
+                    CoreMember::new_with_snapshots(id, params, seed, true, count, catchup)
+                }
+                None => CoreMember::new(id, params, seed, true),
+            }
         }),
     }
 }

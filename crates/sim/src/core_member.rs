@@ -16,12 +16,17 @@
 //!   is at most ahead of the WAL's recorded commit index by committed entries, which recovery
 //!   skips through the store's consistent index (a process crash; losing the store's unsynced
 //!   transactions as in a power loss is not modelled).
-//! - **Durable log view** for the checkers: the core does not expose its log, so after every
-//!   fsync the WAL's files are copied to a scratch `SimFs` and recovered read-only there
-//!   (`LogView`). Costly, which is why core runs are short.
-//! - **Not simulated yet**: snapshots (the log is never compacted here, since the checkers read
-//!   every applied index back), the bank workload (the store cannot be seeded with an initial
-//!   state outside the log), leases.
+//! - **Durable log view** for the checkers: `Core::log()` (the core writes and fsyncs each
+//!   Ready inside `process`, so its log is the durable one).
+//! - **Snapshots and compaction**: the core snapshots every `snapshot_count` applied entries
+//!   (drawn small per run) and compacts its log, keeping `snapshot_catchup_entries` behind.
+//!   `Output::SendSnapshot` is answered by exporting the store's image into the message's
+//!   snapshot data (the simulated network carries it like any message); the receiver writes
+//!   it to a file and hands it over as `Input::Snapshot`, as the server's transport does.
+//!   Applied indexes covered by a member's snapshot are reported to the checkers as held
+//!   ([`Member::compacted_through`]). Restoring a snapshot cancels the store's watchers; the
+//!   checked watcher is then re-created from its next revision, as a client would, and must
+//!   continue without a gap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,9 +38,9 @@ use quorum_mvcc::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
     ResponseOp, Store, StoreOptions, TargetUnion, TxnRequest, WriteRequest, WriteResponse,
 };
-use quorum_raft::{ConfState, Entry, Message, NodeId, Role, SoftState};
+use quorum_raft::{ConfState, Entry, Message, MessageType, NodeId, Role, SoftState};
 use quorum_server::core::{Core, CoreConfig, Input as CoreInput, Outbox, Output as CoreOutput};
-use quorum_storage::{FileSystem, FsFile, Identity, LogStore, SimFs, WalOptions};
+use quorum_storage::{Identity, LogStore, SimFs, WalOptions};
 use tokio::sync::mpsc::Receiver;
 
 use crate::member::{
@@ -49,12 +54,18 @@ use crate::watch_check::{WatchChecker, WATCH_BUFFER};
 const WAL_DIR: &str = "/wal";
 /// Small segments, so runs exercise segment rollover too.
 const SEGMENT_BYTES: u64 = 256 * 1024;
+/// `snapshot_count` that never snapshots within a run.
+const NO_SNAPSHOTS: u64 = u64::MAX / 4;
+/// The store's reason when a snapshot restore cancels its watchers.
+const RESTORE_CANCEL: &str = "restored from snapshot";
 /// Nominal milliseconds per tick (the simulator's nominal 10 ms tick).
 const TICK_MS: u64 = 10;
 /// A progress notification is requested from the checked watcher this often.
 const PROGRESS_EVERY_TICKS: u64 = 7;
 /// Largest key-value answer a read may produce (the workload uses a handful of keys).
 const MAX_READ_KEYS: i64 = 1024;
+/// Largest snapshot image sent (the simulated store holds a few keys and their history).
+const MAX_SNAPSHOT_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a request waiting in the core is.
 #[derive(Debug)]
@@ -81,28 +92,6 @@ impl Outbox for Collected {
     }
 }
 
-/// The durable log as recovered from a copy of the WAL: `entries[i]` has index `first + i`.
-#[derive(Default)]
-struct LogView {
-    first: u64,
-    entries: Vec<Entry>,
-    /// `SimFs::sync_count` when this view was taken.
-    synced_at: Option<u64>,
-}
-
-impl LogView {
-    fn entry(&self, index: u64) -> Option<&Entry> {
-        let i = usize::try_from(index.checked_sub(self.first)?).ok()?;
-        let e = self.entries.get(i)?;
-        debug_assert_eq!(e.index, index);
-        Some(e)
-    }
-
-    fn last_index(&self) -> u64 {
-        self.entries.last().map_or(0, |e| e.index)
-    }
-}
-
 fn wal_options() -> WalOptions {
     WalOptions {
         segment_size: SEGMENT_BYTES,
@@ -116,38 +105,6 @@ fn identity(id: NodeId) -> Identity {
         cluster_id: 1,
         member_id: id,
     }
-}
-
-/// Copies every file of the WAL directory into a fresh `SimFs` and recovers it there, so the
-/// member's own file system is never touched.
-fn read_log(fs: &SimFs, id: NodeId) -> Result<LogView, String> {
-    let scratch = SimFs::new(0);
-    let dir = std::path::Path::new(WAL_DIR);
-    scratch.create_dir_all(dir).map_err(|e| e.to_string())?;
-    for name in fs.list(dir).map_err(|e| e.to_string())? {
-        let path = dir.join(&name);
-        let data = fs.contents(&path).map_err(|e| e.to_string())?;
-        let f = scratch.create(&path).map_err(|e| e.to_string())?;
-        f.write_at(0, &data).map_err(|e| e.to_string())?;
-        f.sync_all().map_err(|e| e.to_string())?;
-    }
-    scratch.sync_dir(dir).map_err(|e| e.to_string())?;
-    let (log, _) = LogStore::open(scratch, WAL_DIR, identity(id), wal_options())
-        .map_err(|e| format!("reading the WAL copy: {e}"))?;
-    let first = log.first_index();
-    let last = log.last_index();
-    let mut entries = Vec::with_capacity(last.saturating_sub(first) as usize + 1);
-    for index in first..=last {
-        match log.entry(index) {
-            Some(e) => entries.push(e.clone()),
-            None => break,
-        }
-    }
-    Ok(LogView {
-        first,
-        entries,
-        synced_at: Some(fs.sync_count()),
-    })
 }
 
 /// The server's member core behind the simulator's [`Member`] trait. See the module docs.
@@ -165,8 +122,11 @@ pub struct CoreMember {
     waiting: HashMap<u64, Waiting>,
     early_replies: Vec<(u64, Reply)>,
     notes: Vec<String>,
-    log: LogView,
     reported_applied: u64,
+    /// Snapshot images received so far (names the files they are written to).
+    snapshots_received: u64,
+    /// Applied entries between snapshots, and entries kept behind one.
+    snapshot_every: (u64, u64),
     last_soft: (NodeId, Role),
     data: State,
     /// The checked watcher's stream (recreated after a restart) and its checker.
@@ -186,6 +146,30 @@ impl CoreMember {
     /// choices (torn writes). With `watch`, a watcher on every key is kept on this member's
     /// store and checked (see [`crate::watch_check`]).
     pub fn new(id: NodeId, params: MemberParams, seed: u64, watch: bool) -> Result<Self, String> {
+        Self::build(id, params, seed, watch, (NO_SNAPSHOTS, 0))
+    }
+
+    /// As [`CoreMember::new`], with a snapshot (and log compaction) every `count` applied
+    /// entries, keeping `catchup` entries behind each.
+    pub fn new_with_snapshots(
+        id: NodeId,
+        params: MemberParams,
+        seed: u64,
+        watch: bool,
+        count: u64,
+        catchup: u64,
+    ) -> Result<Self, String> {
+        assert!(count > 0, "snapshot count must be positive");
+        Self::build(id, params, seed, watch, (count, catchup))
+    }
+
+    fn build(
+        id: NodeId,
+        params: MemberParams,
+        seed: u64,
+        watch: bool,
+        snapshot_every: (u64, u64),
+    ) -> Result<Self, String> {
         let mut rng = SimRng::new(seed);
         let dir = tempfile::Builder::new()
             .prefix("quorum-sim-core")
@@ -205,8 +189,9 @@ impl CoreMember {
             waiting: HashMap::new(),
             early_replies: Vec::new(),
             notes: Vec::new(),
-            log: LogView::default(),
             reported_applied: 0,
+            snapshots_received: 0,
+            snapshot_every,
             last_soft: (quorum_raft::NO_NODE, Role::Follower),
             data: State::new(),
             watch_rx: None,
@@ -245,9 +230,8 @@ impl CoreMember {
             election_tick: 10,
             heartbeat_tick: 1,
             tick_ms: TICK_MS,
-            // Never compact: the checkers read every applied index back (see module docs).
-            snapshot_count: u64::MAX / 4,
-            snapshot_catchup_entries: 0,
+            snapshot_count: self.snapshot_every.0,
+            snapshot_catchup_entries: self.snapshot_every.1,
             seed: self
                 .params
                 .seed
@@ -259,7 +243,6 @@ impl CoreMember {
         let core = Core::new(cfg, log, Arc::new(store)).map_err(|e| e.to_string())?;
         self.reported_applied = core.applied();
         self.core = Some(core);
-        self.refresh_log();
         self.refresh_data();
         if self.want_watch {
             self.start_watch()?;
@@ -295,22 +278,13 @@ impl CoreMember {
             start_revision: checker.next_revision(),
             ..Default::default()
         };
+        let resuming = self.watch_rx.is_some() || self.incarnation > 0;
         self.watch_id = Some(core.store().watch(&req, tx).map_err(|e| e.to_string())?);
-        if self.incarnation > 0 {
+        if resuming {
             checker.resumed();
         }
         self.watch_rx = Some(rx);
         Ok(())
-    }
-
-    fn refresh_log(&mut self) {
-        if self.log.synced_at == Some(self.fs.sync_count()) {
-            return;
-        }
-        match read_log(&self.fs, self.id) {
-            Ok(view) => self.log = view,
-            Err(e) => self.notes.push(format!("n{}: {e}", self.id)),
-        }
     }
 
     fn refresh_data(&mut self) {
@@ -447,19 +421,43 @@ impl CoreMember {
                     ));
                 }
             }
-            CoreOutput::SendSnapshot(m) => {
-                // Never happens without compaction (see module docs); report it undelivered.
-                out.notes
-                    .push(format!("n{}: snapshot to n{} not simulated", self.id, m.to));
-                if let Some(core) = &mut self.core {
-                    core.handle(
-                        CoreInput::SnapshotStatus {
-                            to: m.to,
-                            success: false,
-                        },
-                        &mut self.collected,
-                    );
+            CoreOutput::SendSnapshot(mut m) => {
+                let Some(core) = &mut self.core else { return };
+                // The image travels as the message's snapshot data (the server streams it
+                // beside the message); delivery is then up to the simulated network.
+                let mut image = Vec::new();
+                let exported = core.store().snapshot_export(&mut image);
+                let success = match (exported, m.snapshot.as_mut()) {
+                    (Ok(()), Some(snap)) if image.len() <= MAX_SNAPSHOT_BYTES => {
+                        snap.data = Bytes::from(image);
+                        out.notes.push(format!(
+                            "n{}: snapshot at index {} ({} bytes) to n{}",
+                            self.id,
+                            snap.metadata.index,
+                            snap.data.len(),
+                            m.to
+                        ));
+                        true
+                    }
+                    (Err(e), _) => {
+                        out.notes
+                            .push(format!("n{}: snapshot export: {e}", self.id));
+                        false
+                    }
+                    _ => {
+                        out.notes
+                            .push(format!("n{}: snapshot message without image", self.id));
+                        false
+                    }
+                };
+                let to = m.to;
+                if success {
+                    out.messages.push(m);
                 }
+                core.handle(
+                    CoreInput::SnapshotStatus { to, success },
+                    &mut self.collected,
+                );
             }
             CoreOutput::LeaderChanged { .. }
             | CoreOutput::LeaseTtl { .. }
@@ -470,26 +468,50 @@ impl CoreMember {
     /// Delivers what the watcher sent (bounded per call), then lets the store catch up
     /// unsynced watchers as the shell's housekeeping does.
     fn drain_watch(&mut self) -> Result<bool, String> {
-        let (Some(rx), Some(checker), Some(core)) =
-            (&mut self.watch_rx, &mut self.watch, &self.core)
-        else {
-            return Ok(true);
-        };
         let mut synced = false;
         for _ in 0..WATCH_BUFFER * 4 {
-            while let Ok(resp) = rx.try_recv() {
-                if let Err(e) = checker.on_response(&resp) {
-                    if self.watch_violation.is_none() {
-                        self.watch_violation = Some(e);
+            let (Some(rx), Some(checker), Some(core)) =
+                (&mut self.watch_rx, &mut self.watch, &self.core)
+            else {
+                return Ok(true);
+            };
+            let mut restored = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(resp) if resp.canceled && resp.cancel_reason.contains(RESTORE_CANCEL) => {
+                        restored = true;
+                    }
+                    Ok(resp) => {
+                        if let Err(e) = checker.on_response(&resp) {
+                            if self.watch_violation.is_none() {
+                                self.watch_violation = Some(e);
+                            }
+                        }
+                    }
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                        // The store dropped the watcher (its cancel did not fit the channel).
+                        restored = true;
+                        break;
                     }
                 }
+            }
+            if restored {
+                // A snapshot was restored: the store cancelled its watchers. Re-create ours
+                // from the next revision, as a client would; it must continue without a gap.
+                self.notes.push(format!(
+                    "n{}: watcher re-created after a snapshot restore",
+                    self.id
+                ));
+                self.start_watch()?;
+                continue;
             }
             synced = core.store().sync_watchers().map_err(|e| e.to_string())?;
             if synced && rx.is_empty() {
                 break;
             }
         }
-        Ok(synced && rx.is_empty())
+        Ok(synced && self.watch_rx.as_ref().is_none_or(|rx| rx.is_empty()))
     }
 
     /// The watch checker of this member, if it has one.
@@ -615,10 +637,32 @@ impl Member for CoreMember {
         }
     }
 
-    fn receive(&mut self, msg: Message) {
-        if let Some(core) = &mut self.core {
-            core.handle(CoreInput::Message(msg), &mut self.collected);
+    fn receive(&mut self, mut msg: Message) {
+        let Some(core) = &mut self.core else { return };
+        if msg.msg_type == MessageType::Snapshot {
+            // As the server's transport: the image goes to a file, the message (metadata
+            // only) and the file's path to the core.
+            let Some(snap) = msg.snapshot.as_mut() else {
+                return;
+            };
+            self.snapshots_received += 1;
+            let path = self.dir.path().join(format!(
+                "snap-{}-{}.img",
+                self.incarnation, self.snapshots_received
+            ));
+            let image = std::mem::take(&mut snap.data);
+            if let Err(e) = std::fs::write(&path, &image) {
+                self.notes
+                    .push(format!("n{}: writing snapshot image: {e}", self.id));
+                return;
+            }
+            core.handle(
+                CoreInput::Snapshot { message: msg, path },
+                &mut self.collected,
+            );
+            return;
         }
+        core.handle(CoreInput::Message(msg), &mut self.collected);
     }
 
     fn submit(&mut self, req: ClientRequest) {
@@ -682,27 +726,19 @@ impl Member for CoreMember {
         let applied = core.applied();
         let st = core.raft_status();
         let soft = (st.soft_state.leader, st.soft_state.role);
-        let collected = std::mem::take(&mut self.collected);
-        out.messages.extend(collected.messages);
-        for o in collected.outputs {
-            self.on_output(o, out);
-        }
-        if soft != self.last_soft {
-            self.last_soft = soft;
-            out.soft_states.push(SoftState {
-                leader: soft.0,
-                role: soft.1,
-            });
-        }
         if applied > self.reported_applied {
-            self.refresh_log();
+            let log = core.log();
+            // Indexes up to the log's start came in a snapshot (or were compacted right after
+            // being applied): they are reported as held through `compacted_through`.
+            let compacted = log.first_index().saturating_sub(1);
             for index in self.reported_applied + 1..=applied {
-                match self.log.entry(index) {
+                match log.entry(index) {
                     Some(e) => out.applied.push(Applied {
                         index,
                         term: e.term,
                         hash: entry_hash(e),
                     }),
+                    None if index <= compacted => {}
                     None => {
                         out.notes.push(format!(
                             "n{} applied index {index} that its durable log lacks",
@@ -714,8 +750,18 @@ impl Member for CoreMember {
             }
             self.reported_applied = applied;
             self.refresh_data();
-        } else {
-            self.refresh_log();
+        }
+        let collected = std::mem::take(&mut self.collected);
+        out.messages.extend(collected.messages);
+        for o in collected.outputs {
+            self.on_output(o, out);
+        }
+        if soft != self.last_soft {
+            self.last_soft = soft;
+            out.soft_states.push(SoftState {
+                leader: soft.0,
+                role: soft.1,
+            });
         }
         if let Err(e) = self.drain_watch() {
             out.notes.push(format!("n{} watch: {e}", self.id));
@@ -765,11 +811,17 @@ impl Member for CoreMember {
     }
 
     fn durable_entry(&self, index: u64) -> Option<&Entry> {
-        self.log.entry(index)
+        self.core.as_ref()?.log().entry(index)
     }
 
     fn durable_last_index(&self) -> u64 {
-        self.log.last_index()
+        self.core.as_ref().map_or(0, |c| c.log().last_index())
+    }
+
+    fn compacted_through(&self) -> u64 {
+        self.core
+            .as_ref()
+            .map_or(0, |c| c.log().first_index().saturating_sub(1))
     }
 
     fn data(&self) -> &State {

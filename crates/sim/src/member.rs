@@ -126,6 +126,11 @@ pub trait Member {
     fn durable_entry(&self, index: u64) -> Option<&Entry>;
     /// Last index of the durable log.
     fn durable_last_index(&self) -> u64;
+    /// Highest index covered by this member's snapshot (its log starts after it): entries up
+    /// to it are held in the state machine image, not in the log. 0: nothing compacted.
+    fn compacted_through(&self) -> u64 {
+        0
+    }
     /// The state machine's data.
     fn data(&self) -> &State;
     /// Member-specific checks at the end of a run, after healing (e.g. watch guarantees).
