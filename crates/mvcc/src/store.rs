@@ -138,7 +138,7 @@ impl Store {
             batches: AtomicU64::new(0),
             count_cache: Mutex::new(CountCache::default()),
         };
-        store.refresh_usage()?;
+        store.update_usage()?;
         Ok(store)
     }
 
@@ -306,7 +306,7 @@ impl Store {
         lock(&self.lessor).demote();
         lock(&self.count_cache).clear();
         drop(_w);
-        self.refresh_usage()?;
+        self.update_usage()?;
         Ok(())
     }
 
@@ -319,6 +319,20 @@ impl Store {
     /// reused by redb without defragmentation, so this drops after compaction).
     pub fn db_size_in_use(&self) -> u64 {
         self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// Refreshes [`Store::db_size_in_use`] as cheaply as the quota allows: while the database
+    /// file is below 90 % of the quota, its size (an upper bound of the bytes in use, read
+    /// without any lock) is recorded, since no write can then be refused; nearer the quota the
+    /// page trees are walked ([`Store::refresh_usage`]) to see what compaction freed. The walk
+    /// holds the write lock for a time that grows with the store, so it only runs when needed.
+    pub fn update_usage(&self) -> Result<u64, MvccError> {
+        let size = self.db_size()?;
+        if size < self.opts.quota_bytes / 10 * 9 {
+            self.in_use.store(size, Ordering::Relaxed);
+            return Ok(size);
+        }
+        self.refresh_usage()
     }
 
     /// Recomputes [`Store::db_size_in_use`] (walks the engine's page trees: call it

@@ -819,3 +819,29 @@ fn reads_run_concurrently_with_applies_on_consistent_snapshots() {
     writer.join().unwrap();
     assert_eq!(store.current_revision().unwrap(), 301);
 }
+
+#[test]
+fn usage_update_reads_the_file_size_far_from_the_quota_and_walks_near_it() {
+    let mut roomy = Harness::new();
+    for i in 0..200 {
+        roomy.put(&format!("k{i}"), &"v".repeat(200));
+    }
+    let file = roomy.store.db_size().unwrap();
+    assert_eq!(
+        roomy.store.update_usage().unwrap(),
+        file,
+        "far from the quota: file size"
+    );
+    assert_eq!(roomy.store.db_size_in_use(), file);
+    let walked = roomy.store.refresh_usage().unwrap();
+    assert!(walked <= file, "in use {walked} beyond the file {file}");
+
+    // A quota the file is already past: the walk runs, so usage is what is really in use.
+    let mut tight = Harness::with_options(StoreOptions {
+        quota_bytes: 1,
+        ..options()
+    });
+    tight.put("a", "1");
+    let walked = tight.store.refresh_usage().unwrap();
+    assert_eq!(tight.store.update_usage().unwrap(), walked);
+}

@@ -1200,10 +1200,16 @@ impl<S: Storage> Raft<S> {
     /// Called once the embedder has persisted and applied everything handed out. The leader
     /// now counts its own durable entries towards commitment (thesis 10.2.1).
     pub fn on_advance(&mut self, applied_bytes: u64) {
+        self.on_persisted();
+        self.on_applied(applied_bytes);
+    }
+
+    /// Called when more of the log became durable: the leader counts its own durable entries
+    /// towards commitment (thesis 10.2.1).
+    pub fn on_persisted(&mut self) {
         if self.role != Role::Leader {
             return;
         }
-        self.uncommitted_size = self.uncommitted_size.saturating_sub(applied_bytes);
         let persisted = self.raft_log.persisted_index();
         let updated = self
             .tracker
@@ -1213,6 +1219,14 @@ impl<S: Storage> Raft<S> {
         if updated && self.maybe_commit() {
             self.bcast_append();
         }
+    }
+
+    /// Called when committed entries handed out were applied (`applied_bytes` of entry data).
+    pub fn on_applied(&mut self, applied_bytes: u64) {
+        if self.role != Role::Leader {
+            return;
+        }
+        self.uncommitted_size = self.uncommitted_size.saturating_sub(applied_bytes);
         let cfg = &self.tracker.config;
         if cfg.auto_leave
             && cfg.voters.is_joint()

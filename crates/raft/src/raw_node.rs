@@ -267,6 +267,31 @@ impl<S: Storage> RawNode<S> {
         r.on_advance(bytes);
     }
 
+    /// Asynchronous persistence, instead of [`RawNode::advance`]: the entries handed out by
+    /// earlier Readies up to `(index, term)` are durable, with the hard states handed out with
+    /// them. Further Readies may be taken before this is called; an acknowledgement for entries
+    /// that were replaced meanwhile (their term differs now) is ignored, as they are not the
+    /// entries that became durable.
+    pub fn advance_append(&mut self, index: u64, term: u64) {
+        let r = &mut self.raft;
+        r.raft_log.stable_to(index, term);
+        if self.pending_stable.is_some_and(|(i, _)| i <= index) {
+            self.pending_stable = None;
+        }
+        r.on_persisted();
+    }
+
+    /// Asynchronous persistence: every committed entry handed out so far is applied. Use with
+    /// [`RawNode::advance_append`]; snapshots are installed synchronously (a Ready carrying
+    /// one is acknowledged with [`RawNode::advance`]).
+    pub fn advance_apply(&mut self) {
+        let r = &mut self.raft;
+        let applying = r.raft_log.applying;
+        r.raft_log.applied_to(applying);
+        let bytes = std::mem::take(&mut self.pending_applied_bytes);
+        r.on_applied(bytes);
+    }
+
     /// The member's state, for monitoring and tests.
     pub fn status(&self) -> Status {
         let r = &self.raft;

@@ -4,10 +4,20 @@
 //!
 //! The core never reads a clock, never spawns, never touches a socket: the tokio shell (and the
 //! simulator) feed it time through [`Input::Tick`] and carry its messages. Disk writes happen in
-//! [`Core::process`], synchronously: a Ready's entries and hard state are written and fsynced as
-//! one group commit, *after* the leader's appends to followers have been handed to the outbox
-//! (so replication runs in parallel with the leader's own fsync, Raft thesis 10.2.1) and
-//! *before* any message that depends on them (votes, append responses) is released.
+//! [`Core::process`]: a Ready's entries and hard state are written as one group commit, *after*
+//! the leader's appends to followers have been handed to the outbox (so replication runs in
+//! parallel with the leader's own fsync, Raft thesis 10.2.1); any message that depends on them
+//! (votes, append responses) is released only once they are durable.
+//!
+//! Two persistence modes. Synchronous (the default): `process` fsyncs before it returns.
+//! Asynchronous ([`Core::set_async_persist`], what the server runs): `process` only writes; the
+//! shell fsyncs on another thread ([`Core::take_sync_request`], then [`Input::Synced`]), and
+//! meanwhile the core keeps taking proposals, replicating and applying. Each written Ready that
+//! needs an fsync waits in a FIFO with its write ticket, the messages it holds back and its last
+//! entry; a sync completion releases every Ready it covers, in order, and only then tells Raft
+//! that those entries are durable (so the leader counts itself and followers acknowledge only
+//! durable entries). Whatever the mode, an entry is applied only once it is committed and
+//! durable locally (Raft hands out no other).
 //!
 //! Invariants (asserted):
 //! - applied index never decreases, and never passes the commit index Raft reported;
@@ -15,7 +25,7 @@
 //!   after a crash a no-op);
 //! - a read is released only when the applied index has reached its read index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,7 +36,7 @@ use quorum_raft::{
     ConfChange, Entry, EntryKind, GroupId, Message, MessageType, NodeId, ProposeError, RawNode,
     ReadIndexError, Role, Snapshot, SnapshotMetadata, NO_NODE,
 };
-use quorum_storage::{FileSystem, LogStore};
+use quorum_storage::{FileSystem, LogStore, WriteTicket};
 use tracing::{debug, info, warn};
 
 use crate::error::ServerError;
@@ -116,6 +126,11 @@ pub enum Input {
         to: NodeId,
         /// Whether it was delivered.
         success: bool,
+    },
+    /// Asynchronous persistence: every WAL write with a ticket up to `ticket` is durable.
+    Synced {
+        /// The highest durable write ticket.
+        ticket: WriteTicket,
     },
 }
 
@@ -226,7 +241,29 @@ pub struct Core<F: FileSystem> {
     pending_transfer: Option<(Token, NodeId, u64)>,
     last_snapshot_index: u64,
     stats: CoreStats,
+    /// Asynchronous persistence on (see the module documentation).
+    async_persist: bool,
+    /// Written Readies waiting for an fsync, oldest first (tickets strictly increasing).
+    unsynced: VecDeque<Unsynced>,
+    /// The highest ticket the shell was asked to sync.
+    sync_requested: WriteTicket,
+    /// The highest ticket known durable.
+    synced: WriteTicket,
 }
+
+/// A written Ready waiting for its fsync (asynchronous persistence).
+struct Unsynced {
+    /// The write that must be durable.
+    ticket: WriteTicket,
+    /// Its last entry `(index, term)`, acknowledged to Raft once durable.
+    last_entry: Option<(u64, u64)>,
+    /// Messages that may only leave once it is durable.
+    messages: Vec<Message>,
+}
+
+/// Written Readies that may wait for one fsync before new ones are refused a place: beyond it
+/// the core syncs inline (a stalled sync thread must not let the queue grow without bound).
+const MAX_UNSYNCED: usize = 4096;
 
 /// Lease expiry work per tick, bounded so that a burst of expiries cannot stall the loop.
 const MAX_EXPIRED_PER_TICK: usize = 64;
@@ -299,7 +336,29 @@ impl<F: FileSystem> Core<F> {
             pending_transfer: None,
             last_snapshot_index,
             stats: CoreStats::default(),
+            async_persist: false,
+            unsynced: VecDeque::new(),
+            sync_requested: 0,
+            synced: 0,
         })
+    }
+
+    /// Turns asynchronous persistence on or off (see the module documentation). With it on,
+    /// the embedder must run the fsyncs [`Core::take_sync_request`] asks for and report them
+    /// with [`Input::Synced`].
+    pub fn set_async_persist(&mut self, on: bool) {
+        self.async_persist = on;
+    }
+
+    /// Asynchronous persistence: the write ticket to make durable, if a written Ready waits for
+    /// an fsync not yet asked for. Call after [`Core::process`]; each ticket is handed out once.
+    pub fn take_sync_request(&mut self) -> Option<WriteTicket> {
+        let newest = self.unsynced.back()?.ticket;
+        if newest <= self.sync_requested {
+            return None;
+        }
+        self.sync_requested = newest;
+        Some(newest)
     }
 
     /// The store this core applies to.
@@ -424,6 +483,26 @@ impl<F: FileSystem> Core<F> {
             }
             Input::Unreachable(id) => self.raft.report_unreachable(id),
             Input::SnapshotStatus { to, success } => self.raft.report_snapshot(to, success),
+            Input::Synced { ticket } => self.on_synced(ticket, out),
+        }
+    }
+
+    /// Releases every written Ready that `ticket` covers, oldest first: its held-back
+    /// messages leave and Raft learns its entries are durable.
+    fn on_synced(&mut self, ticket: WriteTicket, out: &mut dyn Outbox) {
+        self.synced = self.synced.max(ticket);
+        while self
+            .unsynced
+            .front()
+            .is_some_and(|u| u.ticket <= self.synced)
+        {
+            let Some(u) = self.unsynced.pop_front() else {
+                break;
+            };
+            self.send_all(u.messages, out);
+            if let Some((index, term)) = u.last_entry {
+                self.raft.advance_append(index, term);
+            }
         }
     }
 
@@ -537,7 +616,7 @@ impl<F: FileSystem> Core<F> {
     }
 
     fn process_ready(&mut self, out: &mut dyn Outbox) -> Result<(), CoreError> {
-        let rd = self.raft.ready();
+        let mut rd = self.raft.ready();
         if let Some(ss) = &rd.soft_state {
             self.on_soft_state(ss.leader, ss.role, out);
         }
@@ -553,18 +632,53 @@ impl<F: FileSystem> Core<F> {
         // The leader's appends and heartbeats go out before the fsync.
         self.send_all(rd.messages, out);
 
+        let inline =
+            !self.async_persist || rd.snapshot.is_some() || self.unsynced.len() >= MAX_UNSYNCED;
+        if inline && !self.unsynced.is_empty() {
+            // Everything written before must be durable before this Ready's state (a
+            // snapshot replaces the log; the queue is full): sync now and release it all.
+            let ticket = self.raft.storage_mut().sync()?;
+            self.on_synced(ticket, out);
+            debug_assert!(
+                self.unsynced.is_empty(),
+                "a sync covers every earlier write"
+            );
+        }
         if let Some(snap) = &rd.snapshot {
             self.install_snapshot(snap)?;
         }
         let log = self.raft.storage_mut();
+        let mut ticket = None;
         if rd.hard_state.is_some() || !rd.entries.is_empty() {
-            log.append(rd.hard_state, &rd.entries)?;
+            ticket = Some(log.append(rd.hard_state, &rd.entries)?);
         }
-        if rd.must_sync || rd.snapshot.is_some() {
-            log.sync()?;
+        let persisted_messages = std::mem::take(&mut rd.persisted_messages);
+        if inline {
+            if rd.must_sync || rd.snapshot.is_some() {
+                let durable = log.sync()?;
+                self.synced = self.synced.max(durable);
+            }
+            // Votes and append responses only after the state they vouch for is durable.
+            self.send_all(persisted_messages, out);
+        } else if rd.must_sync {
+            let Some(ticket) = ticket else {
+                // must_sync means entries or a new term/vote, both written above.
+                return Err(CoreError::Store(
+                    "a Ready that must be synced wrote nothing".into(),
+                ));
+            };
+            debug_assert!(self.unsynced.back().is_none_or(|u| u.ticket < ticket));
+            self.unsynced.push_back(Unsynced {
+                ticket,
+                last_entry: rd.entries.last().map(|e| (e.index, e.term)),
+                messages: persisted_messages,
+            });
+        } else if let Some(last) = self.unsynced.back_mut() {
+            // They may vouch for entries of a Ready still waiting: they leave with it.
+            last.messages.extend(persisted_messages);
+        } else {
+            self.send_all(persisted_messages, out);
         }
-        // Votes and append responses only after the state they vouch for is durable.
-        self.send_all(rd.persisted_messages, out);
 
         self.apply(&rd.committed_entries, out)?;
 
@@ -578,7 +692,11 @@ impl<F: FileSystem> Core<F> {
             }
         }
         self.release_reads(out);
-        self.raft.advance();
+        if inline {
+            self.raft.advance();
+        } else {
+            self.raft.advance_apply();
+        }
         self.maybe_snapshot()?;
         Ok(())
     }

@@ -10,11 +10,12 @@ use tracing::{info, warn};
 
 use crate::member::Member;
 
-/// How often usage is refreshed. It walks the engine's page trees under the store's write lock,
-/// which stalls applies for a time that grows with the store (bench/RESULTS.md saw a leader
-/// lost while loading 1 M keys with a 1 s interval), so it runs rarely; the quota check may
-/// therefore see usage up to this old.
-pub const INTERVAL: Duration = Duration::from_secs(15);
+/// How often usage is refreshed ([`mvcc::Store::update_usage`]). Far from the quota that reads
+/// the file size; near it, it walks the engine's page trees under the store's write lock, which
+/// stalls applies for a time that grows with the store (bench/RESULTS.md saw a leader lost
+/// while loading 1 M keys when that walk ran every second), so it runs every few seconds; the
+/// quota check may see usage up to this old.
+pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs until the process ends.
 pub async fn run(member: Member) {
@@ -24,7 +25,7 @@ pub async fn run(member: Member) {
         tick.tick().await;
         let store = member.store().clone();
         let should_clear = tokio::task::spawn_blocking(move || {
-            store.refresh_usage()?;
+            store.update_usage()?;
             store.nospace_should_clear()
         })
         .await;

@@ -448,6 +448,10 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
         shared: &shared,
         urls: &peer_urls,
     };
+    // The WAL's fsyncs run on their own thread so that the core keeps replicating and applying
+    // while the disk works; each completion comes back as `Input::Synced`.
+    core.set_async_persist(true);
+    let sync_requests = spawn_syncer(&core, &shared)?;
     loop {
         if shared.is_stopped() {
             return Ok(());
@@ -480,8 +484,53 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
             }
         }
         core.process(&mut out)?;
+        if let Some(ticket) = core.take_sync_request() {
+            if sync_requests.send(ticket).is_err() {
+                return Err(crate::core::CoreError::Store(
+                    "the WAL sync thread ended".into(),
+                ));
+            }
+        }
         publish_status(&core, &shared);
     }
+}
+
+/// Starts the thread that fsyncs the WAL for the core: it takes the newest requested write
+/// ticket (requests that pile up during one fsync are served by the next: group commit),
+/// syncs, and reports the durable ticket through the core's inbox. A failed fsync is fatal
+/// (the page cache state after a failed fsync is unknown: etcd panics too).
+fn spawn_syncer<F: quorum_storage::FileSystem>(
+    core: &Core<F>,
+    shared: &Arc<Shared>,
+) -> Result<std_mpsc::Sender<quorum_storage::WriteTicket>, crate::core::CoreError> {
+    let handle = core.log().sync_handle();
+    let inbox = shared.inbox.clone();
+    let (tx, rx) = std_mpsc::channel::<quorum_storage::WriteTicket>();
+    std::thread::Builder::new()
+        .name(format!("wal-sync-{:x}", shared.member_id))
+        .spawn(move || {
+            while let Ok(mut want) = rx.recv() {
+                while let Ok(more) = rx.try_recv() {
+                    want = want.max(more);
+                }
+                let durable = if handle.durable() >= want {
+                    handle.durable()
+                } else {
+                    match handle.sync() {
+                        Ok(t) => t,
+                        Err(e) => fatal(&crate::core::CoreError::Wal(e)),
+                    }
+                };
+                // Blocking: the core drains its inbox continually; it fails once the core ended.
+                if inbox.send(Input::Synced { ticket: durable }).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| {
+            crate::core::CoreError::Store(format!("cannot start the WAL sync thread: {e}"))
+        })?;
+    Ok(tx)
 }
 
 fn publish_status<F: quorum_storage::FileSystem>(core: &Core<F>, shared: &Shared) {

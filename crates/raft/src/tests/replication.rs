@@ -473,3 +473,49 @@ fn unreachable_follower_goes_back_to_probe() {
         "back to pipelining once the follower answers"
     );
 }
+
+#[test]
+fn async_persistence_counts_only_acknowledged_entries() {
+    // A single voter takes several Readies before any fsync completes; each acknowledgement
+    // commits exactly what it covers, and committed entries are handed out only once durable.
+    let s = storage_with_log(&[1], &[], 0);
+    let mut node = RawNode::new(&config(1, false, false), s).unwrap();
+    node.campaign().unwrap();
+    let rd1 = node.ready();
+    assert_eq!(rd1.entries.len(), 1, "the leader's empty entry");
+    node.storage_mut().append(&rd1.entries).unwrap();
+    node.storage_mut().set_hard_state(rd1.hard_state.unwrap());
+    node.propose(Bytes::from_static(b"a")).unwrap();
+    let rd2 = node.ready();
+    assert_eq!(
+        rd2.entries.len(),
+        1,
+        "only the new entry: the first is in progress"
+    );
+    assert_eq!(rd2.entries[0].index, 2);
+    node.storage_mut().append(&rd2.entries).unwrap();
+    assert!(rd2.committed_entries.is_empty());
+    // The first fsync completes: index 1 commits, index 2 does not.
+    node.advance_append(1, rd1.entries[0].term);
+    let rd3 = node.ready();
+    assert_eq!(rd3.hard_state.unwrap().commit, 1);
+    assert_eq!(rd3.committed_entries.len(), 1);
+    assert!(rd3.entries.is_empty());
+    node.storage_mut().set_hard_state(rd3.hard_state.unwrap());
+    node.advance_apply();
+    assert_eq!(node.status().applied, 1);
+    assert!(
+        !node.has_ready(),
+        "nothing more until the next acknowledgement"
+    );
+    // A stale acknowledgement (wrong term) is ignored.
+    node.advance_append(2, 99);
+    assert!(!node.has_ready());
+    node.advance_append(2, rd2.entries[0].term);
+    let rd4 = node.ready();
+    assert_eq!(rd4.hard_state.unwrap().commit, 2);
+    assert_eq!(rd4.committed_entries.len(), 1);
+    assert_eq!(rd4.committed_entries[0].data, Bytes::from_static(b"a"));
+    node.advance_apply();
+    assert_eq!(node.status().applied, 2);
+}
