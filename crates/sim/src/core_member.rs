@@ -18,6 +18,9 @@
 //!   transactions as in a power loss is not modelled).
 //! - **Durable log view** for the checkers: `Core::log()` (the core writes and fsyncs each
 //!   Ready inside `process`, so its log is the durable one).
+//! - **Initial state** (the bank's balances): every member's WAL is bootstrapped with the same
+//!   committed entry 1 (term 1), a transaction that writes it, as etcd bootstraps its first
+//!   entries; the core applies it like any entry.
 //! - **Snapshots and compaction**: the core snapshots every `snapshot_count` applied entries
 //!   (drawn small per run) and compacts its log, keeping `snapshot_catchup_entries` behind.
 //!   `Output::SendSnapshot` is answered by exporting the store's image into the message's
@@ -38,7 +41,7 @@ use quorum_mvcc::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
     ResponseOp, Store, StoreOptions, TargetUnion, TxnRequest, WriteRequest, WriteResponse,
 };
-use quorum_raft::{ConfState, Entry, Message, MessageType, NodeId, Role, SoftState};
+use quorum_raft::{ConfState, Entry, HardState, Message, MessageType, NodeId, Role, SoftState};
 use quorum_server::core::{Core, CoreConfig, Input as CoreInput, Outbox, Output as CoreOutput};
 use quorum_storage::{Identity, LogStore, SimFs, WalOptions};
 use tokio::sync::mpsc::Receiver;
@@ -215,8 +218,19 @@ impl CoreMember {
                 voters: self.params.voters.clone(),
                 ..Default::default()
             })
-            .and_then(|_| log.sync())
             .map_err(|e| format!("bootstrapping WAL: {e}"))?;
+            if let Some(entry) = initial_entry(&self.params.initial) {
+                // Every member boots with the same committed entry 1 (as etcd bootstraps its
+                // first entries), so the store starts from the workload's initial state.
+                let hs = HardState {
+                    term: entry.term,
+                    vote: quorum_raft::NO_NODE,
+                    commit: entry.index,
+                };
+                log.append(Some(hs), &[entry])
+                    .map_err(|e| format!("bootstrapping WAL: {e}"))?;
+            }
+            log.sync().map_err(|e| format!("bootstrapping WAL: {e}"))?;
         }
         let opts = StoreOptions {
             durable: false,
@@ -518,6 +532,35 @@ impl CoreMember {
     pub fn watch_checker(&self) -> Option<&WatchChecker> {
         self.watch.as_ref()
     }
+}
+
+/// The bootstrap entry (index 1, term 1) that writes `initial` in one transaction, as the
+/// server encodes a proposal (no waiter: request id 0). `None` when there is nothing to write.
+fn initial_entry(initial: &State) -> Option<Entry> {
+    if initial.is_empty() {
+        return None;
+    }
+    let w = WriteRequest::Txn(TxnRequest {
+        compare: Vec::new(),
+        success: initial
+            .iter()
+            .map(|(k, v)| {
+                RequestOp::Put(PutRequest {
+                    key: k.as_bytes().to_vec(),
+                    value: v.as_bytes().to_vec(),
+                    ..Default::default()
+                })
+            })
+            .collect(),
+        failure: Vec::new(),
+    });
+    let internal = quorum_server::convert::write_to_internal(&w);
+    Some(Entry {
+        term: 1,
+        index: 1,
+        data: Bytes::from(internal.encode_to_vec()),
+        ..Default::default()
+    })
 }
 
 /// Encodes a lincheck write as the server's Raft payload.

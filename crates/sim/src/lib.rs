@@ -34,6 +34,7 @@ pub mod clock;
 pub mod cluster;
 pub mod core_member;
 pub mod kv;
+pub mod lease;
 pub mod member;
 pub mod network;
 pub mod replay;
