@@ -10,6 +10,7 @@ use quorum_raft::{Config, Message, NodeId};
 use crate::checks::{Invariants, Violation};
 use crate::clock::NodeClock;
 use crate::core_member::CoreMember;
+use crate::lease::{LeaseHolder, LeaseOp, LeaseReply, LEASE_KEY};
 use crate::member::{ClientRequest, Member, MemberOutput, MemberParams, RaftMember, Reply};
 use crate::network::{Fate, NetConfig, Network, Partition};
 use crate::rng::SimRng;
@@ -25,6 +26,8 @@ use figure8::Figure8;
 /// Largest number of messages buffered for a paused member (the rest are dropped, as a full
 /// socket buffer would).
 pub const MAX_PAUSE_BUFFER: usize = 4096;
+/// The lease holder wakes this often to send what is due (µs).
+pub const LEASE_WAKE_US: u64 = 20_000;
 /// Largest number of events one run may process (a runaway guard).
 pub const MAX_EVENTS: u64 = 5_000_000;
 
@@ -238,7 +241,8 @@ impl SimConfig {
         cfg.disk = DiskKind::Core;
         cfg.members = cfg.members.min(5);
         cfg.fault_phase_us = 1_200_000;
-        cfg.heal_phase_us = 1_300_000;
+        // Long enough for a lease whose keep-alives stopped to expire on the slowest clock.
+        cfg.heal_phase_us = 2_300_000;
         // Own stream: the draws above stay what they were for every seed.
         let mut rng = SimRng::new(seed ^ 0x5_0a95_0000_0000);
         let count = [16, 40, 100][rng.below(3) as usize];
@@ -267,6 +271,10 @@ pub struct RunReport {
     pub applied_entries: u64,
     /// Whether the linearizability check ran out of budget (not a failure, but reported).
     pub lincheck_unknown: bool,
+    /// Lease keep-alives (and the grant) answered with a TTL (0 without leases).
+    pub lease_renewed: u64,
+    /// Whether the lease's expiry after the holder stopped was checked at the end.
+    pub lease_expiry_checked: bool,
 }
 
 /// A failed run: everything needed to understand and replay it.
@@ -325,6 +333,12 @@ enum Event {
     SyncDone(NodeId, u64),
     Resume(NodeId),
     Heal,
+    /// The lease holder acts (sends what is due).
+    LeaseWake,
+    /// A lease holder's request arrives at a member.
+    LeaseOp(NodeId, LeaseOp),
+    /// A member's answer arrives at the lease holder.
+    LeaseReply(LeaseReply),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,6 +384,8 @@ struct Sim<M: Member> {
     figure8_truncate: bool,
     /// Figure 8 rule: only this member's (pre-)vote requests get through.
     figure8_candidate: Option<NodeId>,
+    /// The lease holder, when the members serve leases.
+    lease: Option<LeaseHolder>,
     /// Figure 8: when an Append left empty last got through, per (from, to) link.
     figure8_probes: BTreeMap<(NodeId, NodeId), u64>,
 }
@@ -465,6 +481,7 @@ pub fn run_with<M: Member>(
         figure8_truncate: false,
         figure8_candidate: None,
         figure8_probes: BTreeMap::new(),
+        lease: None,
     };
     sim.run().map_err(|v| Box::new(sim.failure(v)))
 }
@@ -512,6 +529,18 @@ impl<M: Member> Sim<M> {
         if self.cfg.faults.figure8 && n >= 3 {
             let at = self.rng.range(150_000, 400_000);
             self.figure8 = Some(Figure8::Idle { at });
+        }
+        if self.members.first().is_some_and(|m| m.supports_leases()) {
+            let target = self.rng.range(1, n + 1);
+            let stop_at = if self.rng.chance(0.3) {
+                u64::MAX
+            } else {
+                self.rng
+                    .range(400_000, self.cfg.fault_phase_us.max(400_001))
+            };
+            self.lease = Some(LeaseHolder::new(target, stop_at));
+            let at = self.rng.range(150_000, 250_000);
+            self.schedule(at, Event::LeaseWake);
         }
         self.schedule(self.cfg.fault_phase_us, Event::Heal);
         let end = self.cfg.fault_phase_us + self.cfg.heal_phase_us;
@@ -628,6 +657,26 @@ impl<M: Member> Sim<M> {
             Event::SyncDone(id, incarnation) => self.sync_done(id, incarnation)?,
             Event::Resume(id) => self.resume(id)?,
             Event::Heal => self.heal_all()?,
+            Event::LeaseWake => self.lease_wake(),
+            Event::LeaseOp(id, op) => {
+                let i = Self::idx(id);
+                if self.states[i] == NodeState::Up {
+                    self.trace
+                        .record(self.now, format_args!("n{id} lease request {op:?}"));
+                    self.members[i].lease(op);
+                    self.drive(id)?;
+                }
+            }
+            Event::LeaseReply(reply) => {
+                self.trace
+                    .record(self.now, format_args!("lease holder gets {reply:?}"));
+                let n = self.cfg.members as u64;
+                if let Some(h) = &mut self.lease {
+                    if h.on_reply(&reply) {
+                        h.target = self.rng.range(1, n + 1);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -683,6 +732,20 @@ impl<M: Member> Sim<M> {
                         self.schedule(self.now + d, Event::Deliver(msg.clone()));
                     }
                 }
+            }
+        }
+        for reply in out.lease_replies {
+            let d = self.net.delay(&mut self.rng);
+            self.schedule(self.now + d, Event::LeaseReply(reply));
+        }
+        for key in out.lease_keys_removed {
+            self.trace
+                .record(self.now, format_args!("n{id} lost lease key {key}"));
+            if let (Some(h), true) = (&mut self.lease, key == LEASE_KEY) {
+                h.on_removed(self.now).map_err(|detail| Violation {
+                    check: "lease safety",
+                    detail: format!("n{id}: {detail}"),
+                })?;
             }
         }
         for (client, reply) in out.replies {
@@ -794,6 +857,26 @@ impl<M: Member> Sim<M> {
             self.now + self.cfg.client_timeout_us,
             Event::ClientTimeout(c, op_id),
         );
+    }
+
+    /// The lease holder sends what is due, and wakes again soon.
+    fn lease_wake(&mut self) {
+        let n = self.cfg.members as u64;
+        let Some(h) = &mut self.lease else { return };
+        let op = h.next(self.now);
+        if std::mem::take(&mut h.switch_target) {
+            h.target = self.rng.range(1, n + 1);
+        }
+        if let Some(op) = op {
+            let target = h.target;
+            self.trace.record(
+                self.now,
+                format_args!("lease holder sends {op:?} to n{target}"),
+            );
+            let d = self.net.delay(&mut self.rng);
+            self.schedule(self.now + d, Event::LeaseOp(target, op));
+        }
+        self.schedule(self.now + LEASE_WAKE_US, Event::LeaseWake);
     }
 
     /// The member that believes it leads in the highest term, if any.
@@ -986,6 +1069,26 @@ impl<M: Member> Sim<M> {
             }
         }
         let heal = self.heal_time.unwrap_or(0);
+        let end = self.cfg.fault_phase_us + self.cfg.heal_phase_us;
+        if let Some(h) = self
+            .lease
+            .as_ref()
+            .filter(|h| h.expiry_checkable(heal, end))
+        {
+            for m in &self.members {
+                if m.lease_keys().iter().any(|k| k == LEASE_KEY) {
+                    return Err(Violation {
+                        check: "lease expiry",
+                        detail: format!(
+                            "n{} still holds {LEASE_KEY} at the end, though the holder stopped keep-alives at {}us (last successful one sent at {:?}us) and the cluster healed at {heal}us",
+                            m.id(),
+                            h.stop_at,
+                            h.last_renewed
+                        ),
+                    });
+                }
+            }
+        }
         match self.first_write_after_heal {
             Some(t) if t <= heal + self.cfg.liveness_bound_us => {}
             other => {
@@ -1062,6 +1165,11 @@ impl<M: Member> Sim<M> {
             failed_ops,
             applied_entries: self.invariants.applied_len(),
             lincheck_unknown: matches!(verdict, Verdict::Unknown { .. }),
+            lease_renewed: self.lease.as_ref().map_or(0, |h| h.renewed),
+            lease_expiry_checked: self
+                .lease
+                .as_ref()
+                .is_some_and(|h| h.expiry_checkable(heal, end)),
         })
     }
 }

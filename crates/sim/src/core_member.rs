@@ -31,21 +31,23 @@
 //!   checked watcher is then re-created from its next revision, as a client would, and must
 //!   continue without a gap.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message as _;
 use quorum_lincheck::{Compare as LCompare, Input, Output, State, TxnOp};
 use quorum_mvcc::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp,
-    ResponseOp, Store, StoreOptions, TargetUnion, TxnRequest, WriteRequest, WriteResponse,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, LeaseGrantRequest, PutRequest,
+    RangeRequest, RequestOp, ResponseOp, Store, StoreOptions, TargetUnion, TxnRequest,
+    WriteRequest, WriteResponse,
 };
 use quorum_raft::{ConfState, Entry, HardState, Message, MessageType, NodeId, Role, SoftState};
 use quorum_server::core::{Core, CoreConfig, Input as CoreInput, Outbox, Output as CoreOutput};
 use quorum_storage::{Identity, LogStore, SimFs, WalOptions};
 use tokio::sync::mpsc::Receiver;
 
+use crate::lease::{LeaseOp, LeaseReply, LEASE_PREFIX, LEASE_TTL_S};
 use crate::member::{
     entry_hash, Applied, ClientRequest, Member, MemberOutput, MemberParams, MemberStatus, Reply,
     MAX_PENDING_REQUESTS,
@@ -77,6 +79,8 @@ enum Waiting {
     Write(ClientRequest),
     /// A read waiting for `ReadReady`.
     Read(ClientRequest),
+    /// A lease holder's request (its op id): a proposal or a keep-alive.
+    Lease(u64),
 }
 
 /// Collects the core's effects during one `handle`/`process`.
@@ -124,6 +128,12 @@ pub struct CoreMember {
     next_request: u64,
     waiting: HashMap<u64, Waiting>,
     early_replies: Vec<(u64, Reply)>,
+    /// Lease answers produced outside `drive`.
+    early_lease_replies: Vec<LeaseReply>,
+    /// Lease-workload keys held by the store (kept out of `data`).
+    lease_keys: BTreeSet<String>,
+    /// Lease-workload keys lost since the last `drive`.
+    lease_keys_removed: Vec<String>,
     notes: Vec<String>,
     reported_applied: u64,
     /// Snapshot images received so far (names the files they are written to).
@@ -191,6 +201,9 @@ impl CoreMember {
             next_request: 1,
             waiting: HashMap::new(),
             early_replies: Vec::new(),
+            early_lease_replies: Vec::new(),
+            lease_keys: BTreeSet::new(),
+            lease_keys_removed: Vec::new(),
             notes: Vec::new(),
             reported_applied: 0,
             snapshots_received: 0,
@@ -234,6 +247,7 @@ impl CoreMember {
         }
         let opts = StoreOptions {
             durable: false,
+            min_lease_ttl: LEASE_TTL_S,
             ..StoreOptions::default()
         };
         let store = Store::open(self.dir.path().join("db.redb"), opts)
@@ -257,7 +271,10 @@ impl CoreMember {
         let core = Core::new(cfg, log, Arc::new(store)).map_err(|e| e.to_string())?;
         self.reported_applied = core.applied();
         self.core = Some(core);
+        // A restart is not a deletion: the lease keys start from what the store holds.
+        self.lease_keys.clear();
         self.refresh_data();
+        self.lease_keys_removed.clear();
         if self.want_watch {
             self.start_watch()?;
         }
@@ -311,7 +328,7 @@ impl CoreMember {
         };
         match core.store().range(&req) {
             Ok(r) => {
-                self.data = r
+                let (lease, data): (Vec<_>, Vec<_>) = r
                     .kvs
                     .into_iter()
                     .map(|kv| {
@@ -320,7 +337,12 @@ impl CoreMember {
                             String::from_utf8_lossy(&kv.value).into_owned(),
                         )
                     })
-                    .collect();
+                    .partition(|(k, _)| k.starts_with(LEASE_PREFIX));
+                self.data = data.into_iter().collect();
+                let lease: BTreeSet<String> = lease.into_iter().map(|(k, _)| k).collect();
+                self.lease_keys_removed
+                    .extend(self.lease_keys.difference(&lease).cloned());
+                self.lease_keys = lease;
             }
             Err(e) => self.notes.push(format!("n{} range: {e}", self.id)),
         }
@@ -380,6 +402,17 @@ impl CoreMember {
     fn on_output(&mut self, output: CoreOutput, out: &mut MemberOutput) {
         match output {
             CoreOutput::Applied { id, result } => {
+                if let Some(Waiting::Lease(op)) = self.waiting.get(&id) {
+                    let op = *op;
+                    self.waiting.remove(&id);
+                    let result = match result {
+                        Ok(WriteResponse::LeaseGrant(g)) => Ok(Some(g.ttl)),
+                        Ok(_) => Ok(Some(0)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    out.lease_replies.push(LeaseReply { op, result });
+                    return;
+                }
                 if let Some(Waiting::Write(req)) = self.waiting.remove(&id) {
                     let reply = match result {
                         Ok(resp) => match write_output(&req.input, &resp) {
@@ -425,6 +458,13 @@ impl CoreMember {
                 if let Some(w) = self.waiting.remove(&token) {
                     let req = match w {
                         Waiting::Write(r) | Waiting::Read(r) => r,
+                        Waiting::Lease(op) => {
+                            out.lease_replies.push(LeaseReply {
+                                op,
+                                result: Err(error.to_string()),
+                            });
+                            return;
+                        }
                     };
                     out.replies.push((
                         req.client,
@@ -473,9 +513,15 @@ impl CoreMember {
                     &mut self.collected,
                 );
             }
-            CoreOutput::LeaderChanged { .. }
-            | CoreOutput::LeaseTtl { .. }
-            | CoreOutput::Done { .. } => {}
+            CoreOutput::LeaseTtl { token, result } => {
+                if let Some(Waiting::Lease(op)) = self.waiting.remove(&token) {
+                    out.lease_replies.push(LeaseReply {
+                        op,
+                        result: result.map_err(|e| e.to_string()),
+                    });
+                }
+            }
+            CoreOutput::LeaderChanged { .. } | CoreOutput::Done { .. } => {}
         }
     }
 
@@ -561,6 +607,19 @@ fn initial_entry(initial: &State) -> Option<Entry> {
         data: Bytes::from(internal.encode_to_vec()),
         ..Default::default()
     })
+}
+
+/// A proposal of `w` with request id `token`, encoded as the server does.
+fn lease_proposal(token: u64, w: WriteRequest) -> CoreInput {
+    let mut internal = quorum_server::convert::write_to_internal(&w);
+    if let Some(h) = internal.header.as_mut() {
+        h.id = token;
+    }
+    internal.id = token;
+    CoreInput::Propose {
+        id: token,
+        data: Bytes::from(internal.encode_to_vec()),
+    }
 }
 
 /// Encodes a lincheck write as the server's Raft payload.
@@ -758,6 +817,7 @@ impl Member for CoreMember {
 
     fn drive(&mut self, out: &mut MemberOutput) {
         out.replies.append(&mut self.early_replies);
+        out.lease_replies.append(&mut self.early_lease_replies);
         out.notes.append(&mut self.notes);
         let Some(core) = &mut self.core else { return };
         if let Err(e) = core.process(&mut self.collected) {
@@ -806,6 +866,7 @@ impl Member for CoreMember {
                 role: soft.1,
             });
         }
+        out.lease_keys_removed.append(&mut self.lease_keys_removed);
         if let Err(e) = self.drain_watch() {
             out.notes.push(format!("n{} watch: {e}", self.id));
         }
@@ -824,6 +885,7 @@ impl Member for CoreMember {
         }
         self.waiting.clear();
         self.early_replies.clear();
+        self.early_lease_replies.clear();
         self.collected = Collected::default();
         self.last_soft = (quorum_raft::NO_NODE, Role::Follower);
         if let Err(e) = self.start() {
@@ -869,6 +931,45 @@ impl Member for CoreMember {
 
     fn data(&self) -> &State {
         &self.data
+    }
+
+    fn supports_leases(&self) -> bool {
+        true
+    }
+
+    fn lease(&mut self, op: LeaseOp) {
+        if self.core.is_none() || self.waiting.len() >= MAX_PENDING_REQUESTS {
+            self.early_lease_replies.push(LeaseReply {
+                op: op.op(),
+                result: Err("member is down or busy".into()),
+            });
+            return;
+        }
+        let token = self.request_id();
+        self.waiting.insert(token, Waiting::Lease(op.op()));
+        let input = match op {
+            LeaseOp::Renew { id, .. } => CoreInput::LeaseRenew { token, id },
+            LeaseOp::Grant { id, ttl_s, .. } => lease_proposal(
+                token,
+                WriteRequest::LeaseGrant(LeaseGrantRequest { ttl: ttl_s, id }),
+            ),
+            LeaseOp::Attach { id, key, .. } => lease_proposal(
+                token,
+                WriteRequest::Put(PutRequest {
+                    key: key.into_bytes(),
+                    value: b"held".to_vec(),
+                    lease: id,
+                    ..Default::default()
+                }),
+            ),
+        };
+        if let Some(core) = &mut self.core {
+            core.handle(input, &mut self.collected);
+        }
+    }
+
+    fn lease_keys(&self) -> Vec<String> {
+        self.lease_keys.iter().cloned().collect()
     }
 
     fn final_check(&mut self) -> Result<(), String> {

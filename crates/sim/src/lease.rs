@@ -102,8 +102,12 @@ pub struct LeaseHolder {
     next_op: u64,
     /// The request in flight: (op, sent at, kind).
     in_flight: Option<(u64, u64, Phase)>,
+    /// When the last keep-alive was sent (paces them every [`RENEW_EVERY_US`]).
+    last_renew_sent: Option<u64>,
     /// The member the holder talks to.
     pub target: NodeId,
+    /// The last request timed out: talk to another member.
+    pub switch_target: bool,
     /// No keep-alive is sent after this time (µs).
     pub stop_at: u64,
     /// The lease cannot have expired before this time (µs).
@@ -114,6 +118,8 @@ pub struct LeaseHolder {
     pub last_renewed: Option<u64>,
     /// When a member first applied the key's deletion.
     pub removed_at: Option<u64>,
+    /// Keep-alives (and the grant) answered with a TTL.
+    pub renewed: u64,
 }
 
 impl LeaseHolder {
@@ -123,12 +129,15 @@ impl LeaseHolder {
             phase: Phase::Grant,
             next_op: 1,
             in_flight: None,
+            last_renew_sent: None,
             target,
+            switch_target: false,
             stop_at,
             alive_until: 0,
             attached: false,
             last_renewed: None,
             removed_at: None,
+            renewed: 0,
         }
     }
 
@@ -139,6 +148,8 @@ impl LeaseHolder {
                 return None;
             }
             self.in_flight = None;
+            self.switch_target = true;
+            self.last_renew_sent = None;
         }
         let op = self.next_op;
         let req = match self.phase {
@@ -152,7 +163,15 @@ impl LeaseHolder {
                 id: LEASE_ID,
                 key: LEASE_KEY.to_string(),
             },
-            Phase::Renew if now < self.stop_at => LeaseOp::Renew { op, id: LEASE_ID },
+            Phase::Renew
+                if now < self.stop_at
+                    && self
+                        .last_renew_sent
+                        .is_none_or(|t| now >= t + RENEW_EVERY_US) =>
+            {
+                self.last_renew_sent = Some(now);
+                LeaseOp::Renew { op, id: LEASE_ID }
+            }
             Phase::Renew | Phase::Gone => return None,
         };
         self.next_op += 1;
@@ -160,7 +179,7 @@ impl LeaseHolder {
         Some(req)
     }
 
-    /// Records an answer received at `now`; returns whether the holder should switch members.
+    /// Records an answer; returns whether the holder should switch members.
     pub fn on_reply(&mut self, reply: &LeaseReply) -> bool {
         let Some((op, sent, phase)) = self.in_flight else {
             return false;
@@ -175,6 +194,7 @@ impl LeaseHolder {
                 let until = sent + ttl_us * FASTEST_CLOCK_PERMILLE / 1000;
                 self.alive_until = self.alive_until.max(until);
                 self.last_renewed = Some(sent);
+                self.renewed += 1;
                 if phase == Phase::Grant {
                     self.phase = Phase::Attach;
                 }
@@ -195,7 +215,11 @@ impl LeaseHolder {
                 self.phase = Phase::Attach;
                 false
             }
-            (Err(_), _) | (Ok(Some(_)), Phase::Gone) => true,
+            (Err(_), _) | (Ok(Some(_)), Phase::Gone) => {
+                // Try another member at once.
+                self.last_renew_sent = None;
+                true
+            }
         }
     }
 
@@ -278,6 +302,7 @@ mod tests {
         assert_eq!(h.next(LEASE_OP_TIMEOUT_US - 1), None);
         let again = h.next(LEASE_OP_TIMEOUT_US).unwrap();
         assert_ne!(first.op(), again.op());
+        assert!(h.switch_target, "a timeout moves to another member");
         // The stale answer is ignored.
         assert!(!h.on_reply(&LeaseReply {
             op: first.op(),

@@ -83,6 +83,11 @@ pub struct MemberOutput {
     pub soft_states: Vec<SoftState>,
     /// Problems worth a trace line (malformed entries, refused messages).
     pub notes: Vec<String>,
+    /// Answers to the lease holder.
+    pub lease_replies: Vec<crate::lease::LeaseReply>,
+    /// Lease-workload keys this member's state machine just lost (deleted by an applied
+    /// entry or a restored snapshot; not by a restart).
+    pub lease_keys_removed: Vec<String>,
 }
 
 /// A member's volatile state as reported to the checkers.
@@ -133,6 +138,16 @@ pub trait Member {
     }
     /// The state machine's data.
     fn data(&self) -> &State;
+    /// Whether this member serves the lease workload ([`Member::lease`]).
+    fn supports_leases(&self) -> bool {
+        false
+    }
+    /// A request of the lease holder (answered in [`MemberOutput::lease_replies`]).
+    fn lease(&mut self, _op: crate::lease::LeaseOp) {}
+    /// The lease-workload keys this member's state machine holds.
+    fn lease_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Member-specific checks at the end of a run, after healing (e.g. watch guarantees).
     fn final_check(&mut self) -> Result<(), String> {
         Ok(())

@@ -179,3 +179,33 @@ fn single_core_member_by_hand() {
     assert_eq!(m.watch_checker().unwrap().events(), 4);
     m.final_check().unwrap();
 }
+
+/// The bank workload and the lease holder on the core, with crashes and partitions and
+/// snapshots every 16 entries: the bank total holds in every read and every store, histories
+/// are linearizable, the leased key survives while kept alive and is gone after expiry.
+#[test]
+fn core_bank_and_leases_under_faults() {
+    let configure = |seed: u64| {
+        let mut cfg = SimConfig::core_from_seed(seed);
+        cfg.members = 3;
+        cfg.workload = quorum_sim::workload::Workload::Bank;
+        cfg.faults = FaultMix {
+            crashes: true,
+            partitions: true,
+            clock_skew: true,
+            ..FaultMix::none()
+        };
+        cfg.core_snapshots = Some((16, 2));
+        cfg
+    };
+    let mut renewed = 0;
+    let mut expiry_checked = 0;
+    for seed in 2000..2006 {
+        let r = run(&configure(seed)).unwrap_or_else(|f| panic!("{f}"));
+        assert!(r.ok_ops > 20, "{r:?}");
+        renewed += r.lease_renewed;
+        expiry_checked += u64::from(r.lease_expiry_checked);
+    }
+    assert!(renewed >= 6, "keep-alives answered: {renewed}");
+    assert!(expiry_checked >= 1, "no run checked the lease's expiry");
+}

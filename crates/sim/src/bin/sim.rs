@@ -172,6 +172,13 @@ fn main() -> ExitCode {
             }
         };
     }
+    let mut probe = SimConfig::from_seed(0);
+    for (flag, value) in &args.overrides {
+        if let Err(e) = quorum_sim::replay::apply_override(&mut probe, flag, value) {
+            eprintln!("sim: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     let deadline = args
         .minutes
         .map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0));
@@ -195,17 +202,25 @@ fn main() -> ExitCode {
             .map(|m| format!(" for {m} minutes"))
             .unwrap_or_default()
     );
+    let configure = |seed: u64| {
+        let mut cfg = if args.core {
+            SimConfig::core_from_seed(seed)
+        } else {
+            SimConfig::from_seed(seed)
+        };
+        for (flag, value) in &args.overrides {
+            // Validated before the sweep starts.
+            let _ = quorum_sim::replay::apply_override(&mut cfg, flag, value);
+        }
+        cfg
+    };
     let report = sweep(
         args.start,
         args.count,
         args.threads,
         args.max_failures,
         deadline,
-        if args.core {
-            &SimConfig::core_from_seed
-        } else {
-            &SimConfig::from_seed
-        },
+        &configure,
         &progress,
     );
     for f in &report.failures {
