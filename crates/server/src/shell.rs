@@ -415,8 +415,12 @@ impl Outbox for ShellOutbox<'_> {
                 let m = &self.shared.metrics;
                 m.has_leader.set(i64::from(leader != NO_NODE));
                 m.is_leader.set(i64::from(leader == self.shared.member_id));
-                m.leader_changes.inc();
                 if let Ok(mut s) = self.shared.status.write() {
+                    // The core also reports a new term under the same leader: only a new
+                    // leader counts (etcd_server_leader_changes_seen_total).
+                    if leader != NO_NODE && leader != s.leader {
+                        m.leader_changes.inc();
+                    }
                     s.leader = leader;
                     s.raft_term = term;
                 }
