@@ -275,6 +275,8 @@ pub struct RunReport {
     pub lease_renewed: u64,
     /// Whether the lease's expiry after the holder stopped was checked at the end.
     pub lease_expiry_checked: bool,
+    /// Snapshot images members received from leaders.
+    pub snapshots_received: u64,
 }
 
 /// A failed run: everything needed to understand and replay it.
@@ -1170,6 +1172,7 @@ impl<M: Member> Sim<M> {
                 .lease
                 .as_ref()
                 .is_some_and(|h| h.expiry_checkable(heal, end)),
+            snapshots_received: self.members.iter().map(|m| m.snapshots_received()).sum(),
         })
     }
 }

@@ -937,6 +937,10 @@ impl Member for CoreMember {
         true
     }
 
+    fn snapshots_received(&self) -> u64 {
+        self.snapshots_received
+    }
+
     fn lease(&mut self, op: LeaseOp) {
         if self.core.is_none() || self.waiting.len() >= MAX_PENDING_REQUESTS {
             self.early_lease_replies.push(LeaseReply {

@@ -138,6 +138,10 @@ pub trait Member {
     }
     /// The state machine's data.
     fn data(&self) -> &State;
+    /// Snapshot images this member received from a leader (0 for members without snapshots).
+    fn snapshots_received(&self) -> u64 {
+        0
+    }
     /// Whether this member serves the lease workload ([`Member::lease`]).
     fn supports_leases(&self) -> bool {
         false

@@ -200,12 +200,17 @@ fn core_bank_and_leases_under_faults() {
     };
     let mut renewed = 0;
     let mut expiry_checked = 0;
+    let mut snapshots = 0;
     for seed in 2000..2006 {
         let r = run(&configure(seed)).unwrap_or_else(|f| panic!("{f}"));
         assert!(r.ok_ops > 20, "{r:?}");
         renewed += r.lease_renewed;
         expiry_checked += u64::from(r.lease_expiry_checked);
+        snapshots += r.snapshots_received;
     }
     assert!(renewed >= 6, "keep-alives answered: {renewed}");
     assert!(expiry_checked >= 1, "no run checked the lease's expiry");
+    // Members that were down or cut off while the log was compacted catch up from a
+    // snapshot sent over the simulated network.
+    assert!(snapshots >= 1, "no snapshot was ever transferred");
 }
