@@ -145,6 +145,9 @@ pub struct SimConfig {
     /// Core members: snapshot (and compact the log) every this many applied entries, keeping
     /// this many entries behind each snapshot. `None`: never.
     pub core_snapshots: Option<(u64, u64)>,
+    /// Let the network duplicate `Propose` messages to core members too (the server's
+    /// transport never does; the core applies a duplicated forwarded proposal twice).
+    pub duplicate_proposals: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -229,6 +232,7 @@ impl SimConfig {
             },
             fsync_us: (200, 3_000),
             core_snapshots: None,
+            duplicate_proposals: false,
         }
     }
 
@@ -724,6 +728,7 @@ impl<M: Member> Sim<M> {
                 Fate::Delivered(mut delays) => {
                     if msg.msg_type == quorum_raft::MessageType::Propose
                         && self.cfg.disk == DiskKind::Core
+                        && !self.cfg.duplicate_proposals
                     {
                         // The server's transport (one gRPC stream per peer, no resend) never
                         // delivers a message twice, and the core does not de-duplicate

@@ -150,6 +150,8 @@ pub struct CoreMember {
     want_watch: bool,
     /// Planted bug: serve reads from the local store without a ReadIndex round.
     local_reads: bool,
+    /// Planted bug: answer keep-alives without renewing.
+    fake_keepalives: bool,
     /// The first watch-guarantee violation seen.
     watch_violation: Option<String>,
 }
@@ -215,6 +217,7 @@ impl CoreMember {
             watch: None,
             want_watch: watch,
             local_reads: false,
+            fake_keepalives: false,
             watch_violation: None,
         };
         m.start()?;
@@ -285,6 +288,13 @@ impl CoreMember {
     /// (a follower's or a deposed leader's local state served as linearizable).
     pub fn with_local_reads(mut self) -> Self {
         self.local_reads = true;
+        self
+    }
+
+    /// Plants a bug for the tests: keep-alives are answered with the full TTL at once, without
+    /// reaching the lessor (a member that acknowledges renewals it did not make).
+    pub fn with_fake_keepalives(mut self) -> Self {
+        self.fake_keepalives = true;
         self
     }
 
@@ -946,6 +956,13 @@ impl Member for CoreMember {
             self.early_lease_replies.push(LeaseReply {
                 op: op.op(),
                 result: Err("member is down or busy".into()),
+            });
+            return;
+        }
+        if let (true, LeaseOp::Renew { op, .. }) = (self.fake_keepalives, &op) {
+            self.early_lease_replies.push(LeaseReply {
+                op: *op,
+                result: Ok(Some(LEASE_TTL_S)),
             });
             return;
         }

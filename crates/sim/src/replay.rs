@@ -91,6 +91,7 @@ pub fn apply_override(cfg: &mut SimConfig, flag: &str, value: &str) -> Result<()
             cfg.fault_phase_us = num(fault)?;
             cfg.heal_phase_us = num(heal)?;
         }
+        "dup-proposals" => cfg.duplicate_proposals = num(value)? != 0,
         _ => return Err(format!("unknown setting --{flag}")),
     }
     Ok(())
@@ -138,6 +139,12 @@ impl SimConfig {
                 self.fault_phase_us, self.heal_phase_us
             ));
         }
+        if self.duplicate_proposals != base.duplicate_proposals {
+            flags.push_str(&format!(
+                " --dup-proposals {}",
+                u8::from(self.duplicate_proposals)
+            ));
+        }
         let features = match self.plant {
             Some(name) => {
                 flags.push_str(&format!(" --plant {name}"));
@@ -163,6 +170,7 @@ mod tests {
         cfg.clients = 5;
         cfg.faults = FaultMix::figure8();
         cfg.fault_interval_us = (1, 2);
+        cfg.duplicate_proposals = true;
         cfg.plant = Some("commit-old-terms-by-counting");
         let cmd = cfg.replay_command();
         assert!(cmd.contains("--features bug-injection"), "{cmd}");
@@ -180,6 +188,7 @@ mod tests {
         }
         assert_eq!(format!("{replayed:?}"), format!("{cfg:?}"));
         assert_eq!(replayed.fault_interval_us, (1, 2));
+        assert!(replayed.duplicate_proposals);
         assert_eq!(
             SimConfig::from_seed(77).replay_command(),
             "cargo run -p quorum-sim --release -- --seed 77 --trace"

@@ -100,6 +100,35 @@ fn core_local_reads_are_caught() {
     run(&configure(seed)).unwrap_or_else(|f| panic!("without the bug: {f}"));
 }
 
+/// The lease check is not vacuous: members that acknowledge keep-alives without renewing
+/// let the lease expire under a holder that kept it alive, which the lease safety check
+/// reports; the same seed passes with the real keep-alive path.
+#[test]
+fn core_fake_keepalives_are_caught() {
+    use quorum_sim::core_member::CoreMember;
+    use quorum_sim::run_with;
+    let configure = |seed: u64| {
+        let mut cfg = SimConfig::core_from_seed(seed);
+        cfg.members = 3;
+        cfg.faults = FaultMix::none();
+        cfg
+    };
+    let mut caught = None;
+    for seed in 400..408u64 {
+        let cfg = configure(seed);
+        let result = run_with(&cfg, |id, params| {
+            CoreMember::new(id, params, seed ^ id, false).map(CoreMember::with_fake_keepalives)
+        });
+        if let Err(f) = result {
+            assert_eq!(f.check, "lease safety", "{f}");
+            caught = Some(seed);
+            break;
+        }
+    }
+    let seed = caught.expect("fake keep-alives were not caught within 8 seeds");
+    run(&configure(seed)).unwrap_or_else(|f| panic!("without the bug: {f}"));
+}
+
 /// One core member driven by hand: it elects itself, applies writes, answers a read through
 /// ReadIndex, and its checked watcher sees every write and progress notifications; a crash
 /// and restart resumes the watch without a gap.

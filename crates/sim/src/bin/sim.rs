@@ -10,7 +10,8 @@
 //! With `--core`, members are the server's member core (`SimConfig::core_from_seed`).
 //! A failure's replay command may add settings that differ from what the seed draws
 //! (`--members N`, `--clients N`, `--faults a,b`, `--max-msg-bytes N`, `--workload W`,
-//! `--fault-interval LO,HI`, `--phases FAULT,HEAL`; see `quorum_sim::replay`) and, built with
+//! `--fault-interval LO,HI`, `--phases FAULT,HEAL`, `--dup-proposals 0|1`; see
+//! `quorum_sim::replay`) and, built with
 //! `--features bug-injection`, `--plant NAME` to plant a known Raft bug again.
 //! Exit status 0 when every seed passed, 1 when one failed, 2 on bad usage.
 
@@ -72,7 +73,7 @@ fn parse() -> Result<Args, String> {
             }
             "--plant" => a.plant = Some(val()?),
             "--members" | "--clients" | "--faults" | "--max-msg-bytes" | "--workload"
-            | "--fault-interval" | "--phases" => {
+            | "--fault-interval" | "--phases" | "--dup-proposals" => {
                 let v = val()?;
                 a.overrides.push((flag[2..].to_string(), v));
             }
