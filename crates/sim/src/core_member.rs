@@ -866,7 +866,18 @@ impl Member for CoreMember {
         }
         let collected = std::mem::take(&mut self.collected);
         out.messages.extend(collected.messages);
-        for o in collected.outputs {
+        // The core fails the reads in flight at a leader change by draining a `HashMap`, in
+        // an order that differs between runs; answer failures in token order so a seed
+        // replays identically (all outputs of one drive happen at the same instant).
+        let (mut failed, outputs): (Vec<_>, Vec<_>) = collected
+            .outputs
+            .into_iter()
+            .partition(|o| matches!(o, CoreOutput::Failed { .. }));
+        failed.sort_by_key(|o| match o {
+            CoreOutput::Failed { token, .. } => *token,
+            _ => 0,
+        });
+        for o in outputs.into_iter().chain(failed) {
             self.on_output(o, out);
         }
         if soft != self.last_soft {
