@@ -116,6 +116,10 @@ pub struct Flags {
     /// Maximum number of snapshot files to retain (0 is unlimited).
     #[arg(long, env = "QUORUM_MAX_SNAPSHOTS", default_value_t = 5)]
     pub max_snapshots: u64,
+    /// Refuse membership changes that would leave the cluster without a started quorum, or
+    /// that this member cannot vouch for (a voter it is not connected to).
+    #[arg(long, env = "QUORUM_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub strict_reconfig_check: bool,
     /// etcd flags that tune etcd internals Quorum does not have; accepted so that etcd command
     /// lines work unchanged, and ignored with a warning.
     #[arg(
@@ -208,6 +212,8 @@ pub struct Config {
     pub max_snapshots: u64,
     /// Log entries kept behind a snapshot.
     pub snapshot_catchup_entries: u64,
+    /// `--strict-reconfig-check`: refuse membership changes that endanger the quorum.
+    pub strict_reconfig_check: bool,
 }
 
 /// The default backend quota, as etcd's (2 GiB).
@@ -332,6 +338,7 @@ impl Flags {
             log_level: self.log_level,
             max_snapshots: self.max_snapshots,
             snapshot_catchup_entries: self.snapshot_catchup_entries,
+            strict_reconfig_check: self.strict_reconfig_check,
         })
     }
 }
@@ -344,7 +351,6 @@ pub const IGNORED_ETCD_FLAGS: &[&str] = &[
     "enable-v2",
     "enable-pprof",
     "max-wals",
-    "strict-reconfig-check",
     "experimental-initial-corrupt-check",
     "experimental-corrupt-check-time",
     "experimental-enable-distributed-tracing",

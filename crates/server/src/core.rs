@@ -40,6 +40,7 @@ use quorum_storage::{FileSystem, LogStore, WriteTicket};
 use tracing::{debug, info, warn};
 
 use crate::error::ServerError;
+use crate::membership::{Applied, MemberChange, Op, Registry};
 
 /// Identifies a request waiting in the shell for a result from the core.
 pub type Token = u64;
@@ -118,6 +119,20 @@ pub enum Input {
         /// Target member.
         to: NodeId,
     },
+    /// Propose a membership change; completed by [`Output::Done`] once applied (the registry
+    /// then shows it) or [`Output::Failed`] with the reason it was refused.
+    ProposeMemberChange {
+        /// The change; its `request_id` is the token the result is reported with.
+        change: MemberChange,
+    },
+    /// The registry a peer sent along with the snapshot image at `index`; adopted when Raft
+    /// installs that snapshot, if it is newer than this member's.
+    SnapshotMembership {
+        /// The snapshot's index.
+        index: u64,
+        /// The sender's registry.
+        registry: Registry,
+    },
     /// A peer could not be reached.
     Unreachable(NodeId),
     /// Sending a snapshot to a peer finished.
@@ -186,6 +201,11 @@ pub trait Outbox {
     fn send(&mut self, messages: Vec<Message>);
     /// Results for waiting requests, and notifications.
     fn output(&mut self, output: Output);
+    /// The member registry changed (applied entries or an installed snapshot). Called before
+    /// the store records the entry as applied: an embedder that persists the registry here
+    /// (the shell does, atomically) never loses a change across a crash, since replay skips
+    /// what the registry already reflects.
+    fn membership_changed(&mut self, _registry: &Registry) {}
 }
 
 /// A fatal core failure: the member must stop (a disk that cannot be written, a corrupt log).
@@ -240,6 +260,10 @@ pub struct Core<F: FileSystem> {
     received_snapshots: BTreeMap<u64, std::path::PathBuf>,
     pending_transfer: Option<(Token, NodeId, u64)>,
     last_snapshot_index: u64,
+    /// The replicated member registry.
+    registry: Registry,
+    /// Registries received with snapshot images, by snapshot index (bounded like the images).
+    snapshot_registries: BTreeMap<u64, Registry>,
     stats: CoreStats,
     /// Asynchronous persistence on (see the module documentation).
     async_persist: bool,
@@ -267,6 +291,10 @@ const MAX_UNSYNCED: usize = 4096;
 
 /// Lease expiry work per tick, bounded so that a burst of expiries cannot stall the loop.
 const MAX_EXPIRED_PER_TICK: usize = 64;
+
+/// A learner may be promoted once its log matches at least this fraction of the leader's
+/// (etcd's `readyPercent`).
+const LEARNER_READY_FRACTION: f64 = 0.9;
 
 impl<F: FileSystem> Core<F> {
     /// Builds the core over a recovered log and an opened store.
@@ -335,6 +363,8 @@ impl<F: FileSystem> Core<F> {
             received_snapshots: BTreeMap::new(),
             pending_transfer: None,
             last_snapshot_index,
+            registry: Registry::default(),
+            snapshot_registries: BTreeMap::new(),
             stats: CoreStats::default(),
             async_persist: false,
             unsynced: VecDeque::new(),
@@ -359,6 +389,18 @@ impl<F: FileSystem> Core<F> {
         }
         self.sync_requested = newest;
         Some(newest)
+    }
+
+    /// Starts the core with the member registry persisted next to the log (the shell's
+    /// cluster file). Without it the registry starts empty and only follows the log.
+    pub fn with_registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The replicated member registry as of the applied index.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The store this core applies to.
@@ -481,6 +523,13 @@ impl<F: FileSystem> Core<F> {
                     self.pending_transfer = Some((token, to, deadline));
                 }
             }
+            Input::ProposeMemberChange { change } => self.propose_member_change(change, out),
+            Input::SnapshotMembership { index, registry } => {
+                self.snapshot_registries.insert(index, registry);
+                while self.snapshot_registries.len() > 4 {
+                    self.snapshot_registries.pop_first();
+                }
+            }
             Input::Unreachable(id) => self.raft.report_unreachable(id),
             Input::SnapshotStatus { to, success } => self.raft.report_snapshot(to, success),
             Input::Synced { ticket } => self.on_synced(ticket, out),
@@ -504,6 +553,51 @@ impl<F: FileSystem> Core<F> {
                 self.raft.advance_append(index, term);
             }
         }
+    }
+
+    fn propose_member_change(&mut self, change: MemberChange, out: &mut dyn Outbox) {
+        let token = change.request_id;
+        let fail = |error: ServerError, out: &mut dyn Outbox| {
+            out.output(Output::Failed { token, error });
+        };
+        if self.leader == NO_NODE {
+            return fail(ServerError::NoLeader, out);
+        }
+        // The same checks the apply makes, answered at once instead of after a round trip.
+        if let Err(e) = self.registry.validate(&change) {
+            return fail(e.into(), out);
+        }
+        if change.op == Op::Promote {
+            if !self.is_leader {
+                return fail(ServerError::NotLeader, out);
+            }
+            if let Err(e) = self.learner_ready(change.member.id) {
+                return fail(e, out);
+            }
+        }
+        if let Err(e) = self.raft.propose_conf_change(change.to_conf_change()) {
+            self.stats.proposals_failed += 1;
+            fail(propose_error(e), out);
+        }
+    }
+
+    /// etcd's `isLearnerReady`: the learner's match index is within 90% of the leader's.
+    fn learner_ready(&self, id: NodeId) -> Result<(), ServerError> {
+        let status = self.raft.status();
+        let learner = status
+            .progress
+            .get(&id)
+            .ok_or(ServerError::MemberNotFound)?
+            .matched;
+        let leader = status
+            .progress
+            .get(&self.cfg.member_id)
+            .map(|p| p.matched)
+            .unwrap_or(0);
+        if (learner as f64) < (leader as f64) * LEARNER_READY_FRACTION {
+            return Err(ServerError::LearnerNotReady);
+        }
+        Ok(())
     }
 
     fn election_ms(&self) -> u64 {
@@ -645,7 +739,7 @@ impl<F: FileSystem> Core<F> {
             );
         }
         if let Some(snap) = &rd.snapshot {
-            self.install_snapshot(snap)?;
+            self.install_snapshot(snap, out)?;
         }
         let log = self.raft.storage_mut();
         let mut ticket = None;
@@ -757,7 +851,7 @@ impl<F: FileSystem> Core<F> {
         }
     }
 
-    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), CoreError> {
+    fn install_snapshot(&mut self, snap: &Snapshot, out: &mut dyn Outbox) -> Result<(), CoreError> {
         let meta = &snap.metadata;
         let path = self.received_snapshots.remove(&meta.index).ok_or_else(|| {
             CoreError::Store(format!(
@@ -800,6 +894,21 @@ impl<F: FileSystem> Core<F> {
         );
         self.applied = meta.index;
         self.last_snapshot_index = meta.index;
+        // Registries sent with older images are useless now.
+        let mut newer = self.snapshot_registries.split_off(&meta.index);
+        self.snapshot_registries.clear();
+        if let Some(registry) = newer.remove(&meta.index) {
+            if registry.applied_index() > self.registry.applied_index() {
+                info!(
+                    member = format_args!("{:x}", self.cfg.member_id),
+                    "adopting the membership of the snapshot (as of index {})",
+                    registry.applied_index()
+                );
+                self.registry = registry;
+                out.membership_changed(&self.registry);
+            }
+        }
+        self.snapshot_registries = newer;
         Ok(())
     }
 
@@ -829,7 +938,12 @@ impl<F: FileSystem> Core<F> {
                         Ok(req) => {
                             let id = req.header.as_ref().map(|h| h.id).unwrap_or(req.id);
                             match crate::convert::internal_to_write(&req) {
-                                Ok(w) => batch.push((e.index, id, w)),
+                                Ok(w) => {
+                                    if let Some(attr) = &req.member_attr_set {
+                                        self.apply_member_attributes(e.index, attr, out);
+                                    }
+                                    batch.push((e.index, id, w))
+                                }
                                 Err(err) => {
                                     // Deterministic on every member: the entry is a no-op.
                                     warn!("entry {} is not a valid request: {err}", e.index);
@@ -852,7 +966,7 @@ impl<F: FileSystem> Core<F> {
                 EntryKind::ConfChange => {
                     // Apply what is batched so far first: conf changes take effect in order.
                     self.apply_batch(&mut batch, out)?;
-                    self.apply_conf_change(e)?;
+                    self.apply_conf_change(e, out)?;
                 }
             }
         }
@@ -890,24 +1004,122 @@ impl<F: FileSystem> Core<F> {
         Ok(())
     }
 
-    fn apply_conf_change(&mut self, e: &Entry) -> Result<(), CoreError> {
+    fn apply_member_attributes(
+        &mut self,
+        index: u64,
+        attr: &quorum_api::internal::MemberAttrSetRequest,
+        out: &mut dyn Outbox,
+    ) {
+        let (name, urls) = attr
+            .attributes
+            .as_ref()
+            .map(|a| (a.name.as_str(), a.client_urls.as_slice()))
+            .unwrap_or(("", &[]));
+        match self
+            .registry
+            .apply_attributes(index, attr.member_id, name, urls)
+        {
+            Applied::Changed => out.membership_changed(&self.registry),
+            Applied::Skipped => {}
+            Applied::Refused(err) => {
+                debug!(
+                    "attributes of member {:x} at index {index} ignored: {err}",
+                    attr.member_id
+                );
+                // The index moved: persist it so that replay does not redo the entry.
+                out.membership_changed(&self.registry);
+            }
+        }
+    }
+
+    /// Applies a committed ConfChange entry: the registry decides (the same way on every
+    /// member) whether the change takes effect; only then does Raft's configuration change.
+    /// Order: registry (persisted by the outbox), Raft's configuration, then the store's
+    /// consistent index; replay after a crash in between redoes only what is missing (the
+    /// registry remembers which recent changes it refused, so Raft skips them again).
+    fn apply_conf_change(&mut self, e: &Entry, out: &mut dyn Outbox) -> Result<(), CoreError> {
         let cc = match ConfChange::decode(&e.data) {
             Ok(cc) => cc,
             Err(err) => {
                 warn!("conf change entry {} does not decode: {err}", e.index);
-                return Ok(());
+                self.registry.skip_to(e.index);
+                return self.record_applied(e.index);
             }
         };
-        match self.raft.apply_conf_change(&cc) {
-            Ok(cs) => {
-                info!("configuration changed at index {}: {:?}", e.index, cs);
-                self.raft.storage_mut().set_conf_state(cs)?;
+        let apply_to_raft = if cc.leave_joint() {
+            // Raft's own follow-up of a joint change: no member change in it.
+            self.registry.skip_to(e.index);
+            true
+        } else {
+            match MemberChange::from_conf_change(&cc) {
+                Err(err) => {
+                    warn!(
+                        "conf change entry {} has no valid member change: {err}",
+                        e.index
+                    );
+                    self.registry.refuse(e.index);
+                    out.membership_changed(&self.registry);
+                    false
+                }
+                Ok(change) => self.apply_member_change(e.index, &change, out),
             }
-            Err(err) => warn!("conf change at index {} refused: {err}", e.index),
+        };
+        if apply_to_raft {
+            match self.raft.apply_conf_change(&cc) {
+                Ok(cs) => {
+                    info!("configuration changed at index {}: {:?}", e.index, cs);
+                    self.raft.storage_mut().set_conf_state(cs)?;
+                }
+                Err(err) => warn!("conf change at index {} refused: {err}", e.index),
+            }
         }
-        // Conf changes carry no store request; record the index so replay skips it.
+        self.record_applied(e.index)
+    }
+
+    /// Applies `change` to the registry; true if Raft's configuration must change too.
+    fn apply_member_change(
+        &mut self,
+        index: u64,
+        change: &MemberChange,
+        out: &mut dyn Outbox,
+    ) -> bool {
+        let token = change.request_id;
+        match self.registry.apply_change(index, change) {
+            Applied::Changed => {
+                info!(
+                    member = format_args!("{:x}", self.cfg.member_id),
+                    "membership: {:?} of member {:x} applied at index {index}",
+                    change.op,
+                    change.member.id
+                );
+                out.membership_changed(&self.registry);
+                if token != 0 {
+                    out.output(Output::Done { token });
+                }
+                true
+            }
+            Applied::Refused(err) => {
+                info!("membership change at index {index} refused: {err}");
+                self.registry.refuse(index);
+                out.membership_changed(&self.registry);
+                if token != 0 {
+                    out.output(Output::Failed {
+                        token,
+                        error: err.into(),
+                    });
+                }
+                false
+            }
+            // Replay: the registry has it already; Raft's configuration may not (a crash
+            // between the two), and re-applying a change Raft has is harmless.
+            Applied::Skipped => !self.registry.was_refused(index),
+        }
+    }
+
+    /// Conf changes carry no store request; record the index so replay skips it.
+    fn record_applied(&mut self, index: u64) -> Result<(), CoreError> {
         self.store
-            .apply(&[(e.index, WriteRequest::Noop)])
+            .apply(&[(index, WriteRequest::Noop)])
             .map_err(|err| CoreError::Store(err.to_string()))?;
         Ok(())
     }

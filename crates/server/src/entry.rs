@@ -47,8 +47,15 @@ pub fn main() -> i32 {
                 return 1;
             }
         };
-        wait_for_signal().await;
-        info!("received a stop signal; stopping");
+        tokio::select! {
+            _ = wait_for_signal() => {
+                info!("received a stop signal; stopping");
+            }
+            _ = running.removed() => {
+                tokio::time::sleep(running.removal_grace()).await;
+                eprintln!("quorum: the member has been permanently removed from the cluster");
+            }
+        }
         running.stop().await;
         0
     });

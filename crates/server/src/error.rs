@@ -40,9 +40,31 @@ pub enum ServerError {
     /// Membership: the peer URLs are already used by a member.
     #[error("etcdserver: Peer URLs already exists")]
     PeerUrlExists,
-    /// Membership: a configuration change is still pending.
+    /// Membership: a configuration change is still pending, or the change would break the
+    /// active quorum (a voter this member is not connected to).
     #[error("etcdserver: unhealthy cluster")]
     UnhealthyCluster,
+    /// Membership: the member id is already a member.
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    /// Membership: the change would leave too few started voters (--strict-reconfig-check).
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// Membership: malformed peer URLs.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// Membership: promote of a voter.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// Membership: promote of a learner that lags the leader.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// Membership: a second learner.
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// This member was removed from the cluster and no longer serves.
+    #[error("etcdserver: the member has been permanently removed from the cluster")]
+    Removed,
     /// An operation the member does not support (yet), named.
     #[error("{0}")]
     Unimplemented(String),
@@ -71,7 +93,14 @@ impl ServerError {
             ServerError::RequestTooLarge | ServerError::InvalidArgument(_) => Code::InvalidArgument,
             ServerError::BadLeaderTransferee | ServerError::NotLeader => Code::FailedPrecondition,
             ServerError::MemberNotFound => Code::NotFound,
-            ServerError::PeerUrlExists => Code::FailedPrecondition,
+            ServerError::PeerUrlExists
+            | ServerError::MemberExists
+            | ServerError::NotEnoughStartedMembers
+            | ServerError::MemberNotLearner
+            | ServerError::LearnerNotReady
+            | ServerError::TooManyLearners => Code::FailedPrecondition,
+            ServerError::MemberBadUrls => Code::InvalidArgument,
+            ServerError::Removed => Code::Unavailable,
             ServerError::Unimplemented(_) => Code::Unimplemented,
             ServerError::Internal(_) => Code::Internal,
             ServerError::Status(s) => s.code(),
@@ -84,6 +113,22 @@ impl From<ServerError> for Status {
         match e {
             ServerError::Status(s) => s,
             other => Status::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<crate::membership::MembershipError> for ServerError {
+    fn from(e: crate::membership::MembershipError) -> ServerError {
+        use crate::membership::MembershipError as M;
+        match e {
+            M::MemberExists => ServerError::MemberExists,
+            M::PeerUrlExists => ServerError::PeerUrlExists,
+            M::NotFound => ServerError::MemberNotFound,
+            M::NotLearner => ServerError::MemberNotLearner,
+            M::TooManyLearners => ServerError::TooManyLearners,
+            M::BadUrls => ServerError::MemberBadUrls,
+            M::TooManyMembers => ServerError::Status(Status::failed_precondition(e.to_string())),
+            M::Malformed(s) => ServerError::InvalidArgument(s),
         }
     }
 }

@@ -39,6 +39,25 @@ pub fn cluster_id(member_ids: &[NodeId], token: &str) -> ClusterId {
     hash64(&[&bytes, token.as_bytes()])
 }
 
+/// A fresh id for a member added at run time (etcd's `NewMember`: a hash of its peer URLs, the
+/// cluster and the time, so that re-adding the same URLs later gives another id). `nonce`
+/// differs between attempts; 0 is never returned.
+pub fn new_member_id(peer_urls: &[String], cluster_id: ClusterId, nonce: u64) -> NodeId {
+    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
+    urls.sort_unstable();
+    let joined = urls.join(",");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    hash64(&[
+        joined.as_bytes(),
+        &cluster_id.to_be_bytes(),
+        &now.to_be_bytes(),
+        &nonce.to_be_bytes(),
+    ])
+}
+
 /// Ids of the initial cluster's members, in the order given, and the cluster id.
 pub fn initial_ids(members: &[InitialMember], token: &str) -> (Vec<NodeId>, ClusterId) {
     let ids: Vec<NodeId> = members
@@ -62,5 +81,14 @@ mod tests {
         assert_ne!(a, 0);
         assert_eq!(cluster_id(&[1, 2, 3], "t"), cluster_id(&[3, 1, 2], "t"));
         assert_ne!(cluster_id(&[1, 2, 3], "t"), cluster_id(&[1, 2], "t"));
+    }
+
+    #[test]
+    fn run_time_ids_differ_per_attempt() {
+        let urls = vec!["http://127.0.0.1:2380".to_string()];
+        let a = new_member_id(&urls, 7, 1);
+        let b = new_member_id(&urls, 7, 2);
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
     }
 }

@@ -126,6 +126,35 @@ impl Member {
         self.inner.metrics.encode()
     }
 
+    /// Adds a member (MemberAdd) with a fresh id; returns it and the members after the change.
+    pub async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> Result<(MemberInfo, Vec<MemberInfo>), ServerError> {
+        self.inner.member_add(peer_urls, is_learner).await
+    }
+
+    /// Removes a member for good (MemberRemove); returns the members after the change.
+    pub async fn member_remove(&self, id: NodeId) -> Result<Vec<MemberInfo>, ServerError> {
+        self.inner.member_remove(id).await
+    }
+
+    /// Replaces a member's peer URLs (MemberUpdate); returns the members after the change.
+    pub async fn member_update(
+        &self,
+        id: NodeId,
+        peer_urls: Vec<String>,
+    ) -> Result<Vec<MemberInfo>, ServerError> {
+        self.inner.member_update(id, peer_urls).await
+    }
+
+    /// Promotes a learner that is in sync with the leader (MemberPromote); returns the members
+    /// after the change.
+    pub async fn member_promote(&self, id: NodeId) -> Result<Vec<MemberInfo>, ServerError> {
+        self.inner.member_promote(id).await
+    }
+
     /// Transfers leadership to `target` (MoveLeader); only the leader accepts it.
     pub async fn move_leader(&self, target: NodeId) -> Result<(), ServerError> {
         self.inner.move_leader(target).await

@@ -1,7 +1,6 @@
 //! Starting and stopping a member: the data directory, the WAL and store, the core thread, the
 //! peer and client listeners, and the graceful shutdown (a leader hands leadership over first).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -17,7 +16,8 @@ use tracing::{info, warn};
 use crate::config::{ClusterState, Config};
 use crate::core::{Core, CoreConfig};
 use crate::ids;
-use crate::member::{Member, MemberInfo};
+use crate::member::Member;
+use crate::membership::Registry;
 use crate::metrics::Metrics;
 use crate::shell::{Limits, Shared};
 
@@ -29,8 +29,9 @@ pub struct StartError(pub String);
 /// The Raft group every member runs today (Multi-Raft will add more).
 pub const DEFAULT_GROUP: u64 = 1;
 
-/// The cluster's identity and membership as this member recorded it at bootstrap; on restart it
-/// is authoritative (the `--initial-*` flags are then ignored, as etcd does).
+/// The cluster's identity and membership as this member last applied it (written at bootstrap
+/// or join, then after every applied membership change); on restart it is authoritative (the
+/// `--initial-*` flags are then ignored, as etcd does).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ClusterFile {
     /// Cluster id.
@@ -41,8 +42,89 @@ pub struct ClusterFile {
     pub name: String,
     /// The initial cluster token.
     pub token: String,
-    /// Every member known at bootstrap.
+    /// Every member, as of `applied_index`.
     pub members: Vec<ClusterFileMember>,
+    /// Members removed for good (they may not come back).
+    #[serde(default)]
+    pub removed: Vec<u64>,
+    /// Index of the last log entry the membership reflects (0 before any change).
+    #[serde(default)]
+    pub applied_index: u64,
+    /// The voters the cluster was bootstrapped with (empty in files written before membership
+    /// changes existed: then every member is an initial voter).
+    #[serde(default)]
+    pub initial_voters: Vec<u64>,
+    /// Recently refused ConfChange entries (see `membership::Registry`).
+    #[serde(default)]
+    pub refused_conf_changes: Vec<u64>,
+}
+
+impl ClusterFile {
+    /// The member registry this file records.
+    pub fn registry(&self) -> Result<Registry, StartError> {
+        let initial_voters = if self.initial_voters.is_empty() && self.applied_index == 0 {
+            self.members.iter().map(|m| m.id).collect()
+        } else {
+            self.initial_voters.clone()
+        };
+        let proto = quorum_api::internal::Membership {
+            members: self
+                .members
+                .iter()
+                .map(|m| quorum_api::internal::Member {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_urls: m.peer_urls.clone(),
+                    client_urls: m.client_urls.clone(),
+                    is_learner: m.is_learner,
+                })
+                .collect(),
+            removed: self.removed.clone(),
+            cluster_version: String::new(),
+            applied_index: self.applied_index,
+            initial_voters,
+            refused_conf_changes: self.refused_conf_changes.clone(),
+        };
+        Registry::from_proto(proto)
+            .map_err(|e| StartError(format!("the cluster file is inconsistent: {e}")))
+    }
+
+    /// This file with its membership replaced by `registry`'s.
+    pub fn with_registry(&self, registry: &Registry) -> ClusterFile {
+        let p = registry.to_proto();
+        ClusterFile {
+            members: p
+                .members
+                .into_iter()
+                .map(|m| ClusterFileMember {
+                    id: m.id,
+                    name: m.name,
+                    peer_urls: m.peer_urls,
+                    client_urls: m.client_urls,
+                    is_learner: m.is_learner,
+                })
+                .collect(),
+            removed: p.removed,
+            applied_index: p.applied_index,
+            initial_voters: p.initial_voters,
+            refused_conf_changes: p.refused_conf_changes,
+            ..self.clone()
+        }
+    }
+}
+
+/// Where and under which identity the shell persists the registry after every change.
+#[derive(Debug, Clone)]
+pub struct ClusterFileTarget {
+    path: PathBuf,
+    identity: ClusterFile,
+}
+
+impl ClusterFileTarget {
+    /// Writes `registry` atomically (temporary file, fsync, rename, fsync of the directory).
+    pub fn write(&self, registry: &Registry) -> Result<(), StartError> {
+        write_cluster_file(&self.path, &self.identity.with_registry(registry))
+    }
 }
 
 /// One member in [`ClusterFile`].
@@ -54,8 +136,11 @@ pub struct ClusterFileMember {
     pub name: String,
     /// Peer URLs.
     pub peer_urls: Vec<String>,
-    /// Client URLs (known for this member; learned later for others).
+    /// Client URLs (known for this member; published by the others when they start).
     pub client_urls: Vec<String>,
+    /// True for a learner.
+    #[serde(default)]
+    pub is_learner: bool,
 }
 
 fn read_cluster_file(path: &Path) -> Result<Option<ClusterFile>, StartError> {
@@ -104,6 +189,7 @@ pub struct RunningMember {
     core_thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     election_timeout: Duration,
+    heartbeat: Duration,
     /// Held (locked) for the member's lifetime.
     _lock: std::fs::File,
 }
@@ -149,6 +235,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let cluster_path = member_dir.join("cluster.json");
     let existing = read_cluster_file(&cluster_path)?;
     let fresh = existing.is_none();
+    let mut joined = false;
     let cf = match existing {
         Some(cf) => {
             if cf.name != cfg.name {
@@ -168,14 +255,11 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             }
             cf
         }
+        None if cfg.initial_cluster_state == ClusterState::Existing => {
+            joined = true;
+            crate::join::join(&cfg).await?
+        }
         None => {
-            if cfg.initial_cluster_state == ClusterState::Existing {
-                return Err(StartError(
-                    "--initial-cluster-state=existing needs the member to be added first \
-                     (member add); joining a running cluster is not supported yet"
-                        .into(),
-                ));
-            }
             let (ids, cluster_id) =
                 ids::initial_ids(&cfg.initial_cluster, &cfg.initial_cluster_token);
             let member_id = ids::member_id(&cfg.advertise_peer_urls, &cfg.initial_cluster_token);
@@ -192,6 +276,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                     } else {
                         Vec::new()
                     },
+                    is_learner: false,
                 })
                 .collect();
             ClusterFile {
@@ -200,9 +285,22 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                 name: cfg.name.clone(),
                 token: cfg.initial_cluster_token.clone(),
                 members,
+                removed: Vec::new(),
+                applied_index: 0,
+                initial_voters: Vec::new(),
+                refused_conf_changes: Vec::new(),
             }
         }
     };
+    let registry = cf.registry()?;
+    if registry.is_removed(cf.member_id) {
+        return Err(StartError(format!(
+            "member {:x} has been permanently removed from the cluster; remove its data dir \
+             {} (and add it again with `member add` to rejoin)",
+            cf.member_id,
+            cfg.data_dir.display()
+        )));
+    }
     let metrics = Metrics::new().map_err(|e| StartError(format!("registering metrics: {e}")))?;
     let wal_metrics = WalMetrics::new()
         .and_then(|m| m.register(&metrics.registry).map(|_| m))
@@ -226,7 +324,9 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         warn!("WAL had a torn tail, repaired: {torn:?}");
     }
     if fresh || log.conf_state().voters.is_empty() && log.last_index() == 0 {
-        let voters: Vec<NodeId> = cf.members.iter().map(|m| m.id).collect();
+        // A joining member replays the log from its first entry (or gets a snapshot): it
+        // starts from the configuration the cluster was bootstrapped with.
+        let voters: Vec<NodeId> = registry.initial_voters().to_vec();
         log.set_conf_state(ConfState {
             voters,
             ..ConfState::default()
@@ -234,12 +334,21 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         .and_then(|_| log.sync().map(|_| ()))
         .map_err(|e| StartError(format!("bootstrapping the WAL: {e}")))?;
         write_cluster_file(&cluster_path, &cf)?;
-        info!(
-            "bootstrapped member {:x} of new cluster {:x} with {} members",
-            cf.member_id,
-            cf.cluster_id,
-            cf.members.len()
-        );
+        if joined {
+            info!(
+                "member {:x} joins cluster {:x} ({} members)",
+                cf.member_id,
+                cf.cluster_id,
+                cf.members.len()
+            );
+        } else {
+            info!(
+                "bootstrapped member {:x} of new cluster {:x} with {} members",
+                cf.member_id,
+                cf.cluster_id,
+                cf.members.len()
+            );
+        }
     }
     let db_path = member_dir.join("db");
     let store_opts = quorum_mvcc::StoreOptions {
@@ -270,24 +379,14 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         max_batch: 4096,
     };
     let core = Core::new(core_cfg, log, store.clone())
-        .map_err(|e| StartError(format!("cannot start Raft: {e}")))?;
+        .map_err(|e| StartError(format!("cannot start Raft: {e}")))?
+        .with_registry(registry.clone());
 
     let (inbox_tx, inbox_rx) = std_mpsc::sync_channel(crate::shell::INBOX_CAPACITY);
-    let members: Vec<MemberInfo> = cf
-        .members
-        .iter()
-        .map(|m| MemberInfo {
-            id: m.id,
-            name: m.name.clone(),
-            peer_urls: m.peer_urls.clone(),
-            client_urls: m.client_urls.clone(),
-            is_learner: false,
-        })
-        .collect();
     // etcd's request timeout: 5 s plus two election timeouts.
     let request_timeout = Duration::from_secs(5) + 2 * cfg.election_timeout;
     let snap_dir = snap_dir(&cfg.data_dir);
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         cf.member_id,
         cf.cluster_id,
         DEFAULT_GROUP,
@@ -299,9 +398,19 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         },
         request_timeout,
         inbox_tx,
-        members,
+        registry.clone(),
+        cfg.advertise_client_urls.clone(),
         metrics,
-    ));
+    );
+    shared.cluster_file = Some(ClusterFileTarget {
+        path: cluster_path.clone(),
+        identity: cf.clone(),
+    });
+    shared.strict_reconfig_check = cfg.strict_reconfig_check;
+    if let Ok(mut s) = shared.status.write() {
+        s.is_learner = registry.member(cf.member_id).is_some_and(|m| m.is_learner);
+    }
+    let shared = Arc::new(shared);
     let member = Member {
         inner: shared.clone(),
     };
@@ -319,13 +428,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         .filter_map(|l| l.local_addr().ok())
         .collect();
 
-    let mut peer_urls: HashMap<NodeId, Vec<String>> = HashMap::new();
-    for m in &cf.members {
-        if m.id != cf.member_id {
-            shared.peers.add(shared.clone(), m.id, m.peer_urls.clone());
-            peer_urls.insert(m.id, m.peer_urls.clone());
-        }
-    }
+    shared.peers.sync(&shared, &registry);
 
     let core_shared = shared.clone();
     // The core thread hands snapshot streams to tokio tasks: it needs the runtime's handle.
@@ -334,7 +437,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         .name(format!("raft-{:x}", cf.member_id))
         .spawn(move || {
             let _runtime = runtime.enter();
-            if let Err(e) = crate::shell::run_core(core, inbox_rx, core_shared, tick, peer_urls) {
+            if let Err(e) = crate::shell::run_core(core, inbox_rx, core_shared, tick) {
                 crate::shell::fatal(&e);
             }
         })
@@ -387,6 +490,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         _ => None,
     };
     tokio::spawn(crate::housekeeping::run(member.clone()));
+    tokio::spawn(shared.clone().publish_attributes());
     if let Some(policy) = policy {
         info!("auto compaction: {policy:?}");
         tokio::spawn(crate::compactor::run(member.clone(), policy));
@@ -403,6 +507,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         core_thread: Some(core_thread),
         shared,
         election_timeout: cfg.election_timeout,
+        heartbeat: cfg.heartbeat_interval,
         _lock: lock_file,
     })
 }
@@ -418,6 +523,7 @@ impl RunningMember {
                 .member
                 .members()
                 .iter()
+                .filter(|m| !m.is_learner)
                 .map(|m| m.id)
                 .find(|id| *id != status.member_id)
             {
@@ -442,6 +548,19 @@ impl RunningMember {
     /// This member's id.
     pub fn member_id(&self) -> NodeId {
         self.member.id()
+    }
+
+    /// Completes once this member learns it was removed from the cluster (it then no longer
+    /// serves and should be stopped).
+    pub async fn removed(&self) {
+        let mut rx = self.shared.removed.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    /// How long a removed member waits before stopping, so that the commit of its removal
+    /// reaches the others (etcd waits ten heartbeats).
+    pub fn removal_grace(&self) -> Duration {
+        self.heartbeat * 10
     }
 }
 

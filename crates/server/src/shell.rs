@@ -23,6 +23,7 @@ use tracing::error;
 use crate::core::{Core, Input, Outbox, Output};
 use crate::error::{mvcc_status, ServerError};
 use crate::member::{MemberInfo, StatusInfo};
+use crate::membership::{MemberChange, Op, Registry};
 use crate::metrics::Metrics;
 use crate::transport::Peers;
 
@@ -37,6 +38,13 @@ pub struct Limits {
 
 /// Inputs queued for the core before new requests are refused.
 pub const INBOX_CAPACITY: usize = 64 * 1024;
+
+/// A peer must have been connected this long to count as active for membership checks
+/// (etcd's `HealthInterval`).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Retry interval of publishing this member's attributes.
+const PUBLISH_RETRY: Duration = Duration::from_millis(200);
 
 /// What a waiter receives.
 #[derive(Debug)]
@@ -59,8 +67,15 @@ pub struct Shared {
     pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
     pub(crate) status: RwLock<StatusInfo>,
-    pub(crate) members: RwLock<Vec<MemberInfo>>,
+    /// The member registry as of the core's last apply (the core owns the real one).
+    pub(crate) registry: RwLock<Registry>,
     pub(crate) client_urls: Vec<String>,
+    /// Where the registry is persisted (`None` in unit tests).
+    pub(crate) cluster_file: Option<crate::server::ClusterFileTarget>,
+    /// `--strict-reconfig-check`.
+    pub(crate) strict_reconfig_check: bool,
+    /// Set once this member learns it was removed from the cluster.
+    pub(crate) removed: tokio::sync::watch::Sender<bool>,
     /// The origin of the member's monotonic millisecond clock (lease expiry is measured on it,
     /// by the core's ticks and by lease queries alike).
     pub(crate) epoch: Instant,
@@ -80,14 +95,10 @@ impl Shared {
         limits: Limits,
         request_timeout: Duration,
         inbox: std_mpsc::SyncSender<Input>,
-        members: Vec<MemberInfo>,
+        registry: Registry,
+        client_urls: Vec<String>,
         metrics: Metrics,
     ) -> Self {
-        let client_urls = members
-            .iter()
-            .find(|m| m.id == member_id)
-            .map(|m| m.client_urls.clone())
-            .unwrap_or_default();
         // Request ids: the member's low 16 bits, then a counter seeded from the wall clock so
         // that ids of a restarted member do not collide with its previous life's (etcd's
         // idutil does the same).
@@ -113,8 +124,11 @@ impl Shared {
                 cluster_id,
                 ..StatusInfo::default()
             }),
-            members: RwLock::new(members),
+            registry: RwLock::new(registry),
             client_urls,
+            cluster_file: None,
+            strict_reconfig_check: true,
+            removed: tokio::sync::watch::channel(false).0,
             epoch: Instant::now(),
             stopped: AtomicBool::new(false),
             metrics,
@@ -154,26 +168,40 @@ impl Shared {
     }
 
     pub(crate) fn members(&self) -> Vec<MemberInfo> {
-        self.members.read().map(|m| m.clone()).unwrap_or_default()
+        self.registry
+            .read()
+            .map(|r| r.members())
+            .unwrap_or_default()
     }
 
-    /// Records what a peer told about itself (its name and client URLs) in the member list.
-    pub(crate) fn learn_member(&self, id: NodeId, name: &str, client_urls: &[String]) {
-        if let Ok(mut members) = self.members.write() {
-            if let Some(m) = members.iter_mut().find(|m| m.id == id) {
-                if !name.is_empty() {
-                    m.name = name.to_string();
-                }
-                if !client_urls.is_empty() {
-                    m.client_urls = client_urls.to_vec();
-                }
-            }
+    /// A copy of the registry as of the core's last apply.
+    pub(crate) fn registry(&self) -> Registry {
+        self.registry.read().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// True once this member knows it was removed from the cluster.
+    pub(crate) fn is_removed(&self) -> bool {
+        *self.removed.borrow()
+    }
+
+    /// Marks this member removed: it stops serving (the process exits).
+    pub(crate) fn mark_removed(&self) {
+        if !self.is_removed() {
+            error!(
+                "member {:x}: the member has been permanently removed from the cluster; the \
+                 data dir used by this member must be removed",
+                self.member_id
+            );
         }
+        self.removed.send_replace(true);
     }
 
     /// Registers a waiter, sends the input built from its id, and waits for the reply with the
     /// request timeout.
     async fn call(&self, make: impl FnOnce(u64) -> Input) -> Result<Reply, ServerError> {
+        if self.is_removed() {
+            return Err(ServerError::Removed);
+        }
         if self.is_stopped() {
             return Err(ServerError::Stopped);
         }
@@ -278,7 +306,25 @@ impl Shared {
     /// Sends a lease request to the leader through the peer `Forward` call.
     async fn forward_lease(&self, id: i64, renew: bool) -> Result<Option<i64>, ServerError> {
         use quorum_api::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
-        use quorum_api::peer::{forward_request, forward_response, ForwardRequest};
+        use quorum_api::peer::{forward_request, forward_response};
+        let request = if renew {
+            forward_request::Request::LeaseKeepAlive(LeaseKeepAliveRequest { id })
+        } else {
+            forward_request::Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id, keys: false })
+        };
+        match self.forward(request).await? {
+            forward_response::Response::LeaseKeepAlive(r) => Ok((r.ttl > 0).then_some(r.ttl)),
+            forward_response::Response::LeaseTimeToLive(r) => Ok((r.ttl >= 0).then_some(r.ttl)),
+            _ => Err(ServerError::Internal("mismatched forward response".into())),
+        }
+    }
+
+    /// Sends a request only the leader can serve to the leader (peer `Forward` call).
+    async fn forward(
+        &self,
+        request: quorum_api::peer::forward_request::Request,
+    ) -> Result<quorum_api::peer::forward_response::Response, ServerError> {
+        use quorum_api::peer::ForwardRequest;
         let leader = self.status().leader;
         if leader == NO_NODE || leader == self.member_id {
             return Err(ServerError::NoLeader);
@@ -289,11 +335,6 @@ impl Shared {
             .find(|m| m.id == leader)
             .map(|m| m.peer_urls)
             .ok_or(ServerError::NoLeader)?;
-        let request = if renew {
-            forward_request::Request::LeaseKeepAlive(LeaseKeepAliveRequest { id })
-        } else {
-            forward_request::Request::LeaseTimeToLive(LeaseTimeToLiveRequest { id, keys: false })
-        };
         let req = ForwardRequest {
             cluster_id: self.cluster_id,
             from_member: self.member_id,
@@ -310,17 +351,244 @@ impl Shared {
                 .map_err(|_| ServerError::Timeout)?
                 .map_err(ServerError::Status)?
                 .into_inner();
-            return match resp.response {
-                Some(forward_response::Response::LeaseKeepAlive(r)) => {
-                    Ok((r.ttl > 0).then_some(r.ttl))
-                }
-                Some(forward_response::Response::LeaseTimeToLive(r)) => {
-                    Ok((r.ttl >= 0).then_some(r.ttl))
-                }
-                None => Err(ServerError::Internal("empty forward response".into())),
-            };
+            return resp
+                .response
+                .ok_or_else(|| ServerError::Internal("empty forward response".into()));
         }
         Err(ServerError::NoLeader)
+    }
+
+    /// Proposes `change` (its request id is assigned here) and waits until it is applied.
+    async fn change_membership(&self, mut change: MemberChange) -> Result<(), ServerError> {
+        let reply = self
+            .call(|id| {
+                change.request_id = id;
+                Input::ProposeMemberChange { change }
+            })
+            .await?;
+        match reply {
+            Reply::Done(r) => r,
+            other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Voters other than this member that it has not been connected to for the health
+    /// interval (etcd's `isConnectedFullySince`).
+    fn voters_connected_since(&self, registry: &Registry, since: Duration) -> (usize, usize) {
+        let mut connected = 0;
+        let mut voters = 0;
+        for m in registry.members().iter().filter(|m| !m.is_learner) {
+            voters += 1;
+            if m.id == self.member_id || self.peers.connected_for(m.id) >= Some(since) {
+                connected += 1;
+            }
+        }
+        (connected, voters)
+    }
+
+    /// MemberAdd: checks as etcd does (URLs, started quorum, connectivity), picks a fresh id,
+    /// replicates the change; returns the new member and the members after the change.
+    pub(crate) async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> Result<(MemberInfo, Vec<MemberInfo>), ServerError> {
+        crate::membership::validate_urls(&peer_urls)?;
+        let registry = self.registry();
+        if self.strict_reconfig_check {
+            if !is_learner && !registry.ready_to_add_voter() {
+                return Err(ServerError::NotEnoughStartedMembers);
+            }
+            let (connected, voters) = self.voters_connected_since(&registry, HEALTH_INTERVAL);
+            if connected < voters {
+                return Err(ServerError::UnhealthyCluster);
+            }
+        }
+        let mut id = 0;
+        for nonce in 0..16u64 {
+            let candidate = crate::ids::new_member_id(&peer_urls, self.cluster_id, nonce);
+            if registry.member(candidate).is_none() && !registry.is_removed(candidate) {
+                id = candidate;
+                break;
+            }
+        }
+        if id == 0 {
+            return Err(ServerError::MemberExists);
+        }
+        let member = MemberInfo {
+            id,
+            name: String::new(),
+            peer_urls,
+            client_urls: Vec::new(),
+            is_learner,
+        };
+        self.change_membership(MemberChange {
+            op: Op::Add,
+            member: member.clone(),
+            request_id: 0,
+        })
+        .await?;
+        Ok((member, self.members()))
+    }
+
+    /// MemberRemove, with etcd's checks; returns the members after the change.
+    pub(crate) async fn member_remove(&self, id: NodeId) -> Result<Vec<MemberInfo>, ServerError> {
+        let registry = self.registry();
+        let target = registry.member(id).ok_or(ServerError::MemberNotFound)?;
+        if self.strict_reconfig_check && !target.is_learner {
+            if !registry.ready_to_remove_voter(id) {
+                return Err(ServerError::NotEnoughStartedMembers);
+            }
+            // A member that is down is safe to remove; otherwise the voters this member is
+            // connected to, less the one removed, must still be a quorum of the rest.
+            let down = id != self.member_id && self.peers.connected_for(id).is_none();
+            if !down {
+                let (connected, voters) = self.voters_connected_since(&registry, HEALTH_INTERVAL);
+                if connected.saturating_sub(1) < 1 + voters.saturating_sub(1) / 2 {
+                    return Err(ServerError::UnhealthyCluster);
+                }
+            }
+        }
+        let member = MemberInfo {
+            id,
+            name: String::new(),
+            peer_urls: Vec::new(),
+            client_urls: Vec::new(),
+            is_learner: target.is_learner,
+        };
+        self.change_membership(MemberChange {
+            op: Op::Remove,
+            member,
+            request_id: 0,
+        })
+        .await?;
+        Ok(self.members())
+    }
+
+    /// MemberUpdate (new peer URLs); returns the members after the change.
+    pub(crate) async fn member_update(
+        &self,
+        id: NodeId,
+        peer_urls: Vec<String>,
+    ) -> Result<Vec<MemberInfo>, ServerError> {
+        let registry = self.registry();
+        let target = registry.member(id).ok_or(ServerError::MemberNotFound)?;
+        let member = MemberInfo {
+            id,
+            name: String::new(),
+            peer_urls,
+            client_urls: Vec::new(),
+            is_learner: target.is_learner,
+        };
+        self.change_membership(MemberChange {
+            op: Op::Update,
+            member,
+            request_id: 0,
+        })
+        .await?;
+        Ok(self.members())
+    }
+
+    /// MemberPromote: only the leader knows whether the learner is in sync, so a follower
+    /// forwards the request to it.
+    pub(crate) async fn member_promote(&self, id: NodeId) -> Result<Vec<MemberInfo>, ServerError> {
+        let leader = self.status().leader;
+        if leader != self.member_id {
+            return self.forward_promote(id).await;
+        }
+        self.member_promote_here(id).await
+    }
+
+    /// MemberPromote on the leader (a forwarded one is never forwarded again).
+    pub(crate) async fn member_promote_here(
+        &self,
+        id: NodeId,
+    ) -> Result<Vec<MemberInfo>, ServerError> {
+        let registry = self.registry();
+        let target = registry.member(id).ok_or(ServerError::MemberNotFound)?;
+        if !target.is_learner {
+            return Err(ServerError::MemberNotLearner);
+        }
+        if self.strict_reconfig_check && !registry.ready_to_promote() {
+            return Err(ServerError::NotEnoughStartedMembers);
+        }
+        let member = MemberInfo {
+            id,
+            name: String::new(),
+            peer_urls: Vec::new(),
+            client_urls: Vec::new(),
+            is_learner: true,
+        };
+        self.change_membership(MemberChange {
+            op: Op::Promote,
+            member,
+            request_id: 0,
+        })
+        .await?;
+        Ok(self.members())
+    }
+
+    async fn forward_promote(&self, id: NodeId) -> Result<Vec<MemberInfo>, ServerError> {
+        use quorum_api::etcdserverpb::MemberPromoteRequest;
+        use quorum_api::peer::{forward_request, forward_response};
+        let request = forward_request::Request::MemberPromote(MemberPromoteRequest { id });
+        match self.forward(request).await? {
+            forward_response::Response::MemberPromote(r) => Ok(r
+                .members
+                .into_iter()
+                .map(|m| MemberInfo {
+                    id: m.id,
+                    name: m.name,
+                    peer_urls: m.peer_ur_ls,
+                    client_urls: m.client_ur_ls,
+                    is_learner: m.is_learner,
+                })
+                .collect()),
+            _ => Err(ServerError::Internal("mismatched forward response".into())),
+        }
+    }
+
+    /// Publishes this member's name and client URLs through Raft until the registry shows
+    /// them (etcd's `publish`): MemberList then lists them on every member.
+    pub(crate) async fn publish_attributes(self: Arc<Self>) {
+        use quorum_api::internal::{MemberAttrSetRequest, MemberAttributes};
+        let mut interval = tokio::time::interval(PUBLISH_RETRY);
+        loop {
+            interval.tick().await;
+            if self.is_stopped() || self.is_removed() {
+                return;
+            }
+            let current = self
+                .registry
+                .read()
+                .ok()
+                .and_then(|r| r.member(self.member_id).cloned());
+            let Some(me) = current else {
+                continue; // a joining member that has not applied its own addition yet
+            };
+            if me.name == self.name && me.client_urls == self.client_urls {
+                tracing::info!(
+                    "published member {:x} attributes (name {:?}, client URLs {:?})",
+                    self.member_id,
+                    self.name,
+                    self.client_urls
+                );
+                return;
+            }
+            let req = InternalRaftRequest {
+                member_attr_set: Some(MemberAttrSetRequest {
+                    member_id: self.member_id,
+                    attributes: Some(MemberAttributes {
+                        name: self.name.clone(),
+                        client_urls: self.client_urls.clone(),
+                    }),
+                }),
+                ..Default::default()
+            };
+            if let Err(e) = self.propose(req).await {
+                tracing::debug!("publishing member attributes failed (will retry): {e}");
+            }
+        }
     }
 
     pub(crate) async fn move_leader(&self, target: NodeId) -> Result<(), ServerError> {
@@ -330,6 +598,42 @@ impl Shared {
         {
             Reply::Done(r) => r,
             other => Err(ServerError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+}
+
+impl Shared {
+    /// The peer URLs of member `id`, if it is a member.
+    pub(crate) fn peer_urls(&self, id: NodeId) -> Option<Vec<String>> {
+        self.registry
+            .read()
+            .ok()
+            .and_then(|r| r.member(id).map(|m| m.peer_urls.clone()))
+    }
+
+    /// Takes over the core's new registry: persists it (a member that cannot record its
+    /// membership must stop, like one that cannot write its WAL), publishes it to the
+    /// services, starts and stops peer senders, and notices this member's own removal.
+    pub(crate) fn adopt_registry(self: &Arc<Self>, registry: &Registry) {
+        if let Some(target) = &self.cluster_file {
+            if let Err(e) = target.write(registry) {
+                error!("fatal: cannot persist the membership: {e}");
+                eprintln!("quorum: fatal: cannot persist the membership: {e}");
+                std::process::exit(2);
+            }
+        }
+        if let Ok(mut r) = self.registry.write() {
+            *r = registry.clone();
+        }
+        let is_learner = registry
+            .member(self.member_id)
+            .is_some_and(|m| m.is_learner);
+        if let Ok(mut s) = self.status.write() {
+            s.is_learner = is_learner;
+        }
+        self.peers.sync(self, registry);
+        if registry.is_removed(self.member_id) {
+            self.mark_removed();
         }
     }
 }
@@ -353,6 +657,20 @@ pub(crate) async fn serve_forward(
     let (id, renew) = match req.request {
         Some(forward_request::Request::LeaseKeepAlive(r)) => (r.id, true),
         Some(forward_request::Request::LeaseTimeToLive(r)) => (r.id, false),
+        Some(forward_request::Request::MemberPromote(r)) => {
+            let members = shared.member_promote_here(r.id).await?;
+            return Ok(tonic::Response::new(ForwardResponse {
+                response: Some(forward_response::Response::MemberPromote(
+                    quorum_api::etcdserverpb::MemberPromoteResponse {
+                        header: None,
+                        members: members
+                            .into_iter()
+                            .map(crate::services::cluster::member_to_pb)
+                            .collect(),
+                    },
+                )),
+            }));
+        }
         None => return Err(tonic::Status::invalid_argument("empty forward request")),
     };
     let reply = shared.call(|token| lease_input(token, id, renew)).await?;
@@ -388,7 +706,6 @@ pub(crate) async fn serve_forward(
 /// The shell's [`Outbox`]: messages go to the peer queues at once, results to the waiters.
 struct ShellOutbox<'a> {
     shared: &'a Arc<Shared>,
-    urls: &'a HashMap<NodeId, Vec<String>>,
 }
 
 impl Outbox for ShellOutbox<'_> {
@@ -425,8 +742,8 @@ impl Outbox for ShellOutbox<'_> {
                     s.raft_term = term;
                 }
             }
-            Output::SendSnapshot(m) => match self.urls.get(&m.to) {
-                Some(urls) => crate::transport::send_snapshot(self.shared.clone(), urls.clone(), m),
+            Output::SendSnapshot(m) => match self.shared.peer_urls(m.to) {
+                Some(urls) => crate::transport::send_snapshot(self.shared.clone(), urls, m),
                 None => {
                     self.shared.send_input(Input::SnapshotStatus {
                         to: m.to,
@@ -435,6 +752,10 @@ impl Outbox for ShellOutbox<'_> {
                 }
             },
         }
+    }
+
+    fn membership_changed(&mut self, registry: &Registry) {
+        self.shared.adopt_registry(registry);
     }
 }
 
@@ -445,13 +766,9 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
     inbox: std_mpsc::Receiver<Input>,
     shared: Arc<Shared>,
     tick: Duration,
-    peer_urls: HashMap<NodeId, Vec<String>>,
 ) -> Result<(), crate::core::CoreError> {
     let mut next_tick = Instant::now() + tick;
-    let mut out = ShellOutbox {
-        shared: &shared,
-        urls: &peer_urls,
-    };
+    let mut out = ShellOutbox { shared: &shared };
     // The WAL's fsyncs run on their own thread so that the core keeps replicating and applying
     // while the disk works; each completion comes back as `Input::Synced`.
     core.set_async_persist(true);
@@ -580,6 +897,7 @@ mod tests {
             },
             Duration::from_secs(1),
             tx,
+            Registry::default(),
             Vec::new(),
             Metrics::new().unwrap(),
         );

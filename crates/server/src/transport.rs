@@ -36,20 +36,68 @@ pub const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// Largest message a peer may send us (batches are bounded by the sender to 8 MiB).
 pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 
-/// Senders to every peer, by member id.
+/// A peer's sender: its queue and the URLs its task dials.
+struct PeerSender {
+    tx: mpsc::Sender<Message>,
+    urls: Vec<String>,
+}
+
+/// Senders to every peer, by member id, and since when each is connected.
 #[derive(Clone, Default)]
 pub struct Peers {
-    queues: Arc<std::sync::RwLock<HashMap<NodeId, mpsc::Sender<Message>>>>,
+    queues: Arc<std::sync::RwLock<HashMap<NodeId, PeerSender>>>,
+    connected: Arc<std::sync::RwLock<HashMap<NodeId, std::time::Instant>>>,
 }
 
 impl Peers {
-    /// Starts the sender task of a peer reachable at `urls`.
+    /// Starts the sender task of a peer reachable at `urls` (replacing any earlier one).
     pub fn add(&self, shared: Arc<Shared>, peer: NodeId, urls: Vec<String>) {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         if let Ok(mut q) = self.queues.write() {
-            q.insert(peer, tx);
+            q.insert(
+                peer,
+                PeerSender {
+                    tx,
+                    urls: urls.clone(),
+                },
+            );
         }
         tokio::spawn(peer_sender(shared, peer, urls, rx));
+    }
+
+    /// Stops sending to `peer` (its task ends once its queue is dropped).
+    pub fn remove(&self, peer: NodeId) {
+        if let Ok(mut q) = self.queues.write() {
+            q.remove(&peer);
+        }
+        self.set_connected(peer, false);
+    }
+
+    /// Makes the senders match the registry: one per member other than this one, dialing
+    /// the member's current peer URLs.
+    pub fn sync(&self, shared: &Arc<Shared>, registry: &crate::membership::Registry) {
+        let current: HashMap<NodeId, Vec<String>> = match self.queues.read() {
+            Ok(q) => q.iter().map(|(id, p)| (*id, p.urls.clone())).collect(),
+            Err(_) => return,
+        };
+        for (id, urls) in &current {
+            match registry.member(*id) {
+                Some(m) if &m.peer_urls == urls => {}
+                _ => {
+                    info!("peer {id:x} left the membership or moved: stop sending to {urls:?}");
+                    self.remove(*id);
+                }
+            }
+        }
+        for m in registry.members() {
+            if m.id == shared.member_id {
+                continue;
+            }
+            if current.get(&m.id) != Some(&m.peer_urls) {
+                info!("peer {:x} joined the membership at {:?}", m.id, m.peer_urls);
+                self.add(shared.clone(), m.id, m.peer_urls.clone());
+            }
+        }
     }
 
     /// Queues `m` for its recipient; returns false (and drops it) when that is impossible.
@@ -59,10 +107,39 @@ impl Peers {
             Err(_) => return false,
         };
         match q.get(&m.to) {
-            Some(tx) => tx.try_send(m).is_ok(),
+            Some(p) => p.tx.try_send(m).is_ok(),
             None => false,
         }
     }
+
+    /// How long this member has been connected to `peer` (`None`: not connected).
+    pub fn connected_for(&self, peer: NodeId) -> Option<Duration> {
+        self.connected
+            .read()
+            .ok()
+            .and_then(|c| c.get(&peer).map(|t| t.elapsed()))
+    }
+
+    fn set_connected(&self, peer: NodeId, up: bool) {
+        if let Ok(mut c) = self.connected.write() {
+            if up {
+                c.entry(peer).or_insert_with(std::time::Instant::now);
+            } else {
+                c.remove(&peer);
+            }
+        }
+    }
+}
+
+/// The status a member answers a removed member with; the removed member recognises it and
+/// stops.
+pub fn removed_status() -> Status {
+    Status::failed_precondition(crate::error::ServerError::Removed.to_string())
+}
+
+fn is_removed_status(s: &Status) -> bool {
+    s.code() == tonic::Code::FailedPrecondition
+        && s.message() == crate::error::ServerError::Removed.to_string()
 }
 
 async fn connect(urls: &[String]) -> Option<PeerClient<tonic::transport::Channel>> {
@@ -95,10 +172,12 @@ async fn peer_sender(
     let mut backoff = Duration::from_millis(50);
     let mut was_connected = true;
     loop {
-        if shared.is_stopped() {
+        if shared.is_stopped() || rx.is_closed() {
+            shared.peers.set_connected(peer, false);
             return;
         }
         let Some(mut client) = connect(&urls).await else {
+            shared.peers.set_connected(peer, false);
             if was_connected {
                 warn!("peer {peer:x} at {urls:?} is unreachable; retrying");
                 was_connected = false;
@@ -136,7 +215,11 @@ async fn peer_sender(
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                shared.learn_member(peer, &r.name, &r.client_urls);
+            }
+            Err(status) if is_removed_status(&status) => {
+                warn!("peer {peer:x} says this member was removed from the cluster");
+                shared.mark_removed();
+                return;
             }
             Err(status) => {
                 warn!("peer {peer:x} at {urls:?} refused us: {}", status.message());
@@ -148,6 +231,7 @@ async fn peer_sender(
             info!("peer {peer:x} is reachable again");
         }
         was_connected = true;
+        shared.peers.set_connected(peer, true);
         backoff = Duration::from_millis(50);
         let (tx, batches) = mpsc::channel::<pb::Batch>(16);
         let call = tokio::spawn(async move {
@@ -158,7 +242,8 @@ async fn peer_sender(
         // Pump: one batch per wake-up with everything queued.
         loop {
             let Some(first) = rx.recv().await else {
-                return; // member stopping
+                shared.peers.set_connected(peer, false);
+                return; // member stopping, or the peer left the membership
             };
             let mut size = 0usize;
             let mut msgs = Vec::with_capacity(16);
@@ -186,6 +271,7 @@ async fn peer_sender(
                 break;
             }
         }
+        shared.peers.set_connected(peer, false);
         match call.await {
             Ok(Err(status)) => debug!("stream to peer {peer:x} ended: {status}"),
             Ok(Ok(_)) => {}
@@ -240,6 +326,9 @@ async fn stream_snapshot(
         }
     });
     let header = message_to_wire(m);
+    // The registry goes with the image: a member that catches up from a snapshot skips the
+    // log entries that changed the membership.
+    let membership = shared.registry().encode();
     let cluster_id = shared.cluster_id;
     let from = shared.member_id;
     let group = shared.group_id;
@@ -268,6 +357,11 @@ async fn stream_snapshot(
             data: data.clone().into(),
             last,
             total_size: 0,
+            membership: if first {
+                membership.clone()
+            } else {
+                Default::default()
+            },
         };
         first = false;
         offset += data.len() as u64;
@@ -344,6 +438,15 @@ impl PeerService {
                 self.shared.cluster_id
             )));
         }
+        if self
+            .shared
+            .registry
+            .read()
+            .is_ok_and(|r| r.is_removed(from))
+        {
+            debug!("refused peer {from:x}: it was removed from the cluster");
+            return Err(removed_status());
+        }
         Ok(())
     }
 
@@ -377,8 +480,6 @@ impl Peer for PeerService {
                 self.shared.member_id, r.to_member
             )));
         }
-        self.shared
-            .learn_member(r.member_id, &r.name, &r.client_urls);
         Ok(Response::new(pb::HelloResponse {
             client_urls: self.shared.client_urls.clone(),
             cluster_id: self.shared.cluster_id,
@@ -419,6 +520,7 @@ impl Peer for PeerService {
         use std::io::Write;
         let mut stream = req.into_inner();
         let mut header: Option<pb::Message> = None;
+        let mut membership: Option<crate::membership::Registry> = None;
         let mut file: Option<(std::fs::File, PathBuf)> = None;
         let mut received = 0u64;
         while let Some(chunk) = stream.next().await {
@@ -442,6 +544,12 @@ impl Peer for PeerService {
                     .map_err(|e| Status::internal(format!("{}: {e}", path.display())))?;
                 file = Some((f, path));
                 header = Some(h);
+                if !chunk.membership.is_empty() {
+                    membership = Some(
+                        crate::membership::Registry::decode(&chunk.membership)
+                            .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                    );
+                }
             }
             if chunk.offset != received {
                 return Err(Status::invalid_argument(format!(
@@ -476,6 +584,11 @@ impl Peer for PeerService {
                     message.from
                 );
                 self.shared.metrics.snapshot_received.inc();
+                if let (Some(registry), Some(s)) = (membership.take(), &message.snapshot) {
+                    let index = s.metadata.index;
+                    self.shared
+                        .send_input(Input::SnapshotMembership { index, registry });
+                }
                 self.shared.send_input(Input::Snapshot { message, path });
                 return Ok(Response::new(pb::SnapshotAck {
                     received_bytes: received,
@@ -498,5 +611,31 @@ impl Peer for PeerService {
         let r = req.into_inner();
         self.check_cluster(r.cluster_id, r.from_member)?;
         crate::shell::serve_forward(&self.shared, r).await
+    }
+
+    async fn join(
+        &self,
+        req: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        let r = req.into_inner();
+        if r.peer_urls.len() > crate::membership::MAX_URLS {
+            return Err(Status::invalid_argument("too many peer URLs"));
+        }
+        let registry = self.shared.registry();
+        let Some(member) = registry.find_by_peer_urls(&r.peer_urls) else {
+            return Err(Status::not_found(format!(
+                "no member of cluster {:x} has peer URLs {:?}; add it first (member add)",
+                self.shared.cluster_id, r.peer_urls
+            )));
+        };
+        info!(
+            "member {:x} ({}) asks to join with peer URLs {:?}",
+            member.id, r.name, r.peer_urls
+        );
+        Ok(Response::new(pb::JoinResponse {
+            cluster_id: self.shared.cluster_id,
+            member_id: member.id,
+            membership: Some(registry.to_proto()),
+        }))
     }
 }

@@ -44,6 +44,28 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn lease_info(&self, id: i64, keys: bool) -> Result<LeaseTimeToLiveResponse, ServerError>;
     /// Transfers leadership.
     fn move_leader(&self, target: u64) -> impl Future<Output = Result<(), ServerError>> + Send;
+    /// Adds a member; the new member and the members after the change.
+    fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> impl Future<Output = Result<(MemberInfo, Vec<MemberInfo>), ServerError>> + Send;
+    /// Removes a member; the members after the change.
+    fn member_remove(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send;
+    /// Replaces a member's peer URLs; the members after the change.
+    fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send;
+    /// Promotes a learner; the members after the change.
+    fn member_promote(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send;
 }
 
 impl Backend for Member {
@@ -87,5 +109,31 @@ impl Backend for Member {
     }
     fn move_leader(&self, target: u64) -> impl Future<Output = Result<(), ServerError>> + Send {
         Member::move_leader(self, target)
+    }
+    fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> impl Future<Output = Result<(MemberInfo, Vec<MemberInfo>), ServerError>> + Send {
+        Member::member_add(self, peer_urls, is_learner)
+    }
+    fn member_remove(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send {
+        Member::member_remove(self, id)
+    }
+    fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send {
+        Member::member_update(self, id, peer_urls)
+    }
+    fn member_promote(
+        &self,
+        id: u64,
+    ) -> impl Future<Output = Result<Vec<MemberInfo>, ServerError>> + Send {
+        Member::member_promote(self, id)
     }
 }

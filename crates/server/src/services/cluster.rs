@@ -1,5 +1,6 @@
-//! The Cluster service: MemberList. Membership changes arrive with the membership issue; until
-//! then they answer `Unimplemented` with a message saying so.
+//! The Cluster service: MemberAdd, MemberRemove, MemberUpdate, MemberPromote and MemberList,
+//! with etcd's checks, messages and status codes (see `crate::membership` and
+//! `crate::shell::Shared::member_add` and friends).
 
 use quorum_api::etcdserverpb as pb;
 use quorum_api::etcdserverpb::cluster_server::Cluster;
@@ -37,34 +38,59 @@ pub fn member_to_pb(m: MemberInfo) -> pb::Member {
     }
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what} is not supported by Quorum yet: membership changes are not implemented; \
-         start a new cluster with the desired --initial-cluster instead"
-    ))
+fn members_pb(members: Vec<MemberInfo>) -> Vec<pb::Member> {
+    members.into_iter().map(member_to_pb).collect()
 }
 
 #[tonic::async_trait]
 impl<B: Backend> Cluster for ClusterService<B> {
     async fn member_add(
         &self,
-        _request: Request<pb::MemberAddRequest>,
+        request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(not_yet("MemberAdd"))
+        let r = request.into_inner();
+        let (member, members) = self
+            .b
+            .member_add(r.peer_ur_ls, r.is_learner)
+            .await
+            .map_err(server_err)?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: Some(current_header(&self.b)?),
+            // As etcd: the new member has no name or client URLs until it starts.
+            member: Some(member_to_pb(member)),
+            members: members_pb(members),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _request: Request<pb::MemberRemoveRequest>,
+        request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(not_yet("MemberRemove"))
+        let members = self
+            .b
+            .member_remove(request.get_ref().id)
+            .await
+            .map_err(server_err)?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: Some(current_header(&self.b)?),
+            members: members_pb(members),
+        }))
     }
 
     async fn member_update(
         &self,
-        _request: Request<pb::MemberUpdateRequest>,
+        request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(not_yet("MemberUpdate"))
+        let r = request.into_inner();
+        let members = self
+            .b
+            .member_update(r.id, r.peer_ur_ls)
+            .await
+            .map_err(server_err)?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: Some(current_header(&self.b)?),
+            members: members_pb(members),
+        }))
     }
 
     async fn member_list(
@@ -82,8 +108,16 @@ impl<B: Backend> Cluster for ClusterService<B> {
 
     async fn member_promote(
         &self,
-        _request: Request<pb::MemberPromoteRequest>,
+        request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        Err(not_yet("MemberPromote"))
+        let members = self
+            .b
+            .member_promote(request.get_ref().id)
+            .await
+            .map_err(server_err)?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: Some(current_header(&self.b)?),
+            members: members_pb(members),
+        }))
     }
 }

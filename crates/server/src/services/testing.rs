@@ -11,6 +11,7 @@ use super::backend::Backend;
 use crate::convert::internal_to_write;
 use crate::error::{mvcc_status, ServerError};
 use crate::member::{MemberInfo, StatusInfo};
+use crate::membership::{Applied, MemberChange, Op, Registry};
 
 /// Member id of the test backend.
 pub const MEMBER_ID: u64 = 0x1111;
@@ -25,6 +26,8 @@ struct Inner {
     index: Mutex<u64>,
     now_ms: AtomicU64,
     max_request_bytes: usize,
+    /// The membership, changed at once by the Cluster calls.
+    registry: Mutex<Registry>,
     _dir: tempfile::TempDir,
 }
 
@@ -55,6 +58,13 @@ impl LocalBackend {
                 index: Mutex::new(0),
                 now_ms: AtomicU64::new(1_000),
                 max_request_bytes,
+                registry: Mutex::new(Registry::bootstrap(vec![MemberInfo {
+                    id: MEMBER_ID,
+                    name: "test".to_string(),
+                    peer_urls: vec!["http://127.0.0.1:2380".to_string()],
+                    client_urls: vec!["http://127.0.0.1:2379".to_string()],
+                    is_learner: false,
+                }])),
                 _dir: dir,
             }),
         }
@@ -67,6 +77,23 @@ impl LocalBackend {
 
     fn now(&self) -> u64 {
         self.inner.now_ms.load(Ordering::SeqCst)
+    }
+
+    /// Applies a membership change at the next index, as every member would.
+    fn change(&self, op: Op, member: MemberInfo) -> Result<Vec<MemberInfo>, ServerError> {
+        let mut index = self.inner.index.lock().unwrap();
+        *index += 1;
+        let mut registry = self.inner.registry.lock().unwrap();
+        let change = MemberChange {
+            op,
+            member,
+            request_id: 1,
+        };
+        match registry.apply_change(*index, &change) {
+            Applied::Changed => Ok(registry.members()),
+            Applied::Refused(e) => Err(e.into()),
+            Applied::Skipped => Err(ServerError::Internal("entry skipped".to_string())),
+        }
     }
 }
 
@@ -87,13 +114,7 @@ impl Backend for LocalBackend {
         }
     }
     fn members(&self) -> Vec<MemberInfo> {
-        vec![MemberInfo {
-            id: MEMBER_ID,
-            name: "test".to_string(),
-            peer_urls: vec!["http://127.0.0.1:2380".to_string()],
-            client_urls: vec!["http://127.0.0.1:2379".to_string()],
-            is_learner: false,
-        }]
+        self.inner.registry.lock().unwrap().members()
     }
     fn max_request_bytes(&self) -> usize {
         self.inner.max_request_bytes
@@ -140,11 +161,52 @@ impl Backend for LocalBackend {
             .lease_time_to_live(id, keys, self.now())
             .map_err(|e| status_err(&e))
     }
+    async fn member_add(
+        &self,
+        peer_urls: Vec<String>,
+        is_learner: bool,
+    ) -> Result<(MemberInfo, Vec<MemberInfo>), ServerError> {
+        crate::membership::validate_urls(&peer_urls)?;
+        let member = MemberInfo {
+            id: crate::ids::new_member_id(&peer_urls, CLUSTER_ID, 0),
+            name: String::new(),
+            peer_urls,
+            client_urls: Vec::new(),
+            is_learner,
+        };
+        let members = self.change(Op::Add, member.clone())?;
+        Ok((member, members))
+    }
+    async fn member_remove(&self, id: u64) -> Result<Vec<MemberInfo>, ServerError> {
+        self.change(Op::Remove, bare(id))
+    }
+    async fn member_update(
+        &self,
+        id: u64,
+        peer_urls: Vec<String>,
+    ) -> Result<Vec<MemberInfo>, ServerError> {
+        let mut m = bare(id);
+        m.peer_urls = peer_urls;
+        self.change(Op::Update, m)
+    }
+    async fn member_promote(&self, id: u64) -> Result<Vec<MemberInfo>, ServerError> {
+        self.change(Op::Promote, bare(id))
+    }
     async fn move_leader(&self, target: u64) -> Result<(), ServerError> {
         if target == MEMBER_ID {
             Ok(())
         } else {
             Err(ServerError::BadLeaderTransferee)
         }
+    }
+}
+
+fn bare(id: u64) -> MemberInfo {
+    MemberInfo {
+        id,
+        name: String::new(),
+        peer_urls: Vec::new(),
+        client_urls: Vec::new(),
+        is_learner: false,
     }
 }

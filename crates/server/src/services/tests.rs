@@ -752,7 +752,8 @@ async fn cluster_and_auth() {
         .member_add(pb::MemberAddRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::Unimplemented);
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.message(), "etcdserver: given member URLs are invalid");
     let mut auth = AuthClient::new(ch);
     let s = auth
         .auth_status(pb::AuthStatusRequest {})
@@ -823,4 +824,103 @@ async fn a_half_closed_watch_stream_keeps_delivering_events() {
     let ev = recv(&mut out).await;
     assert_eq!(ev.events.len(), 1, "event after the half-close");
     assert_eq!(&ev.events[0].kv.as_ref().unwrap().value[..], b"1");
+}
+
+#[tokio::test]
+async fn membership_changes_answer_as_etcd() {
+    let (_b, ch) = setup().await;
+    let mut c = ClusterClient::new(ch);
+    let add = |urls: &[&str], learner: bool| pb::MemberAddRequest {
+        peer_ur_ls: urls.iter().map(|u| u.to_string()).collect(),
+        is_learner: learner,
+    };
+    for bad in [
+        "127.0.0.1:2390",
+        "http://127.0.0.1",
+        "http://127.0.0.1:2390/x",
+        "ftp://h:1",
+    ] {
+        let e = c.member_add(add(&[bad], false)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{bad}");
+        assert_eq!(e.message(), "etcdserver: given member URLs are invalid");
+    }
+    let e = c
+        .member_add(add(&["http://127.0.0.1:2380"], false))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(e.message(), "etcdserver: Peer URLs already exists");
+
+    let r = c
+        .member_add(add(&["http://127.0.0.1:2390"], true))
+        .await
+        .unwrap()
+        .into_inner();
+    let new = r.member.unwrap();
+    assert!(new.is_learner && new.name.is_empty() && new.id != 0 && new.id != MEMBER_ID);
+    assert_eq!(new.peer_ur_ls, vec!["http://127.0.0.1:2390"]);
+    assert_eq!(r.members.len(), 2);
+    assert_eq!(r.header.unwrap().member_id, MEMBER_ID);
+
+    let e = c
+        .member_add(add(&["http://127.0.0.1:2391"], true))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        e.message(),
+        "etcdserver: too many learner members in cluster"
+    );
+
+    let e = c
+        .member_promote(pb::MemberPromoteRequest { id: MEMBER_ID })
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "etcdserver: can only promote a learner member");
+    let e = c
+        .member_promote(pb::MemberPromoteRequest { id: 42 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.message(), "etcdserver: member not found");
+
+    let r = c
+        .member_update(pb::MemberUpdateRequest {
+            id: new.id,
+            peer_ur_ls: vec!["http://127.0.0.1:2392".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let updated = r.members.iter().find(|m| m.id == new.id).unwrap();
+    assert_eq!(updated.peer_ur_ls, vec!["http://127.0.0.1:2392"]);
+    assert!(updated.is_learner);
+
+    let r = c
+        .member_promote(pb::MemberPromoteRequest { id: new.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.members.iter().all(|m| !m.is_learner));
+
+    let r = c
+        .member_remove(pb::MemberRemoveRequest { id: new.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.members.len(), 1);
+    let e = c
+        .member_remove(pb::MemberRemoveRequest { id: new.id })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(e.message(), "etcdserver: member not found");
+    let listed = c
+        .member_list(pb::MemberListRequest {
+            linearizable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.members.len(), 1);
 }
