@@ -54,6 +54,7 @@ pub struct Cluster {
     /// The members, in the order of `--initial-cluster`.
     pub nodes: Vec<Node>,
     binary: PathBuf,
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,25 +87,14 @@ impl Cluster {
             .map(|n| format!("{}={}", n.name, n.peer_url))
             .collect();
         let initial = initial.join(",");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for node in &mut nodes {
-            let mut args = vec![
-                format!("--name={}", node.name),
-                format!("--data-dir={}", node.data_dir.display()),
-                format!("--listen-client-urls={}", node.client_url),
-                format!("--advertise-client-urls={}", node.client_url),
-                format!("--listen-peer-urls={}", node.peer_url),
-                format!("--initial-advertise-peer-urls={}", node.peer_url),
-                format!("--initial-cluster={initial}"),
-                "--initial-cluster-token=test-cluster".to_string(),
-                "--heartbeat-interval=50".to_string(),
-                "--election-timeout=500".to_string(),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            node.args = args;
+            node.args = member_args(node, &initial, &extra);
         }
         let mut cluster = Cluster {
             nodes,
             binary: binary.to_path_buf(),
+            extra,
             _dir: dir,
         };
         for i in 0..n {
@@ -114,6 +104,60 @@ impl Cluster {
             cluster.wait_listening(i, Duration::from_secs(30));
         }
         cluster
+    }
+
+    /// Prepares (without starting it) a member named `name` that joins this running cluster
+    /// as `etcdctl member add` tells one to: `--initial-cluster-state=existing` and an
+    /// `--initial-cluster` naming the members listed in `members` (indexes) plus itself.
+    /// Returns its index; add it with MemberAdd (its `peer_url`) first, then [`Cluster::start_node`].
+    pub fn prepare_joiner(&mut self, name: &str, members: &[usize]) -> usize {
+        let mut node = Node {
+            name: name.to_string(),
+            client_url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            data_dir: self._dir.path().join(format!("{name}.quorum")),
+            args: Vec::new(),
+            child: None,
+            paused: false,
+        };
+        let mut initial: Vec<String> = members
+            .iter()
+            .map(|&i| format!("{}={}", self.nodes[i].name, self.nodes[i].peer_url))
+            .collect();
+        initial.push(format!("{}={}", node.name, node.peer_url));
+        let mut extra = self.extra.clone();
+        extra.push("--initial-cluster-state=existing".to_string());
+        node.args = member_args(&node, &initial.join(","), &extra);
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Starts member `i` (prepared, or stopped) and waits until it listens.
+    pub fn start_node(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_listening(i, Duration::from_secs(30));
+    }
+
+    /// Starts member `i` without waiting for it to listen (for a start that should fail).
+    pub fn launch(&mut self, i: usize) {
+        self.spawn(i);
+    }
+
+    /// Waits up to `timeout` for member `i` to exit by itself; its exit code, if it did.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(c) = self.nodes[i].child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.nodes[i].child = None;
+                    return status.code();
+                }
+            } else {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     fn spawn(&mut self, i: usize) {
@@ -215,6 +259,24 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// The flags of a member with `initial` as `--initial-cluster`.
+fn member_args(node: &Node, initial: &str, extra: &[String]) -> Vec<String> {
+    let mut args = vec![
+        format!("--name={}", node.name),
+        format!("--data-dir={}", node.data_dir.display()),
+        format!("--listen-client-urls={}", node.client_url),
+        format!("--advertise-client-urls={}", node.client_url),
+        format!("--listen-peer-urls={}", node.peer_url),
+        format!("--initial-advertise-peer-urls={}", node.peer_url),
+        format!("--initial-cluster={initial}"),
+        "--initial-cluster-token=test-cluster".to_string(),
+        "--heartbeat-interval=50".to_string(),
+        "--election-timeout=500".to_string(),
+    ];
+    args.extend(extra.iter().cloned());
+    args
 }
 
 /// GETs `path` from member `addr` (`127.0.0.1:port`) over plain HTTP/1.1 and returns the body.

@@ -395,15 +395,6 @@ impl Shared {
     ) -> Result<(MemberInfo, Vec<MemberInfo>), ServerError> {
         crate::membership::validate_urls(&peer_urls)?;
         let registry = self.registry();
-        if self.strict_reconfig_check {
-            if !is_learner && !registry.ready_to_add_voter() {
-                return Err(ServerError::NotEnoughStartedMembers);
-            }
-            let (connected, voters) = self.voters_connected_since(&registry, HEALTH_INTERVAL);
-            if connected < voters {
-                return Err(ServerError::UnhealthyCluster);
-            }
-        }
         let mut id = 0;
         for nonce in 0..16u64 {
             let candidate = crate::ids::new_member_id(&peer_urls, self.cluster_id, nonce);
@@ -422,12 +413,23 @@ impl Shared {
             client_urls: Vec::new(),
             is_learner,
         };
-        self.change_membership(MemberChange {
+        let change = MemberChange {
             op: Op::Add,
             member: member.clone(),
             request_id: 0,
-        })
-        .await?;
+        };
+        // Definite refusals (duplicate URLs, a second learner) before transient ones.
+        registry.validate(&change)?;
+        if self.strict_reconfig_check {
+            if !is_learner && !registry.ready_to_add_voter() {
+                return Err(ServerError::NotEnoughStartedMembers);
+            }
+            let (connected, voters) = self.voters_connected_since(&registry, HEALTH_INTERVAL);
+            if connected < voters {
+                return Err(ServerError::UnhealthyCluster);
+            }
+        }
+        self.change_membership(change).await?;
         Ok((member, self.members()))
     }
 
