@@ -183,3 +183,151 @@ fn etcdctl_drives_a_quorum_cluster() {
     );
     assert_eq!(ctl.ok(&["get", "foo", "--print-value-only"]), "qux\n");
 }
+
+/// `etcdctl member add/list/update/promote/remove` and their output, with etcd's refusals.
+#[test]
+fn etcdctl_membership_commands() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let cluster = Cluster::start(binary(), 3, &[]);
+    let ctl = Ctl {
+        endpoints: cluster.endpoints().join(","),
+    };
+    wait_healthy(&ctl);
+    let peer = format!("http://127.0.0.1:{}", quorum_tests::free_port());
+
+    // Right after start the members have not been connected for etcd's health interval.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let (ok, out, err) = ctl.run_with_stdin(
+            &[
+                "member",
+                "add",
+                "m3",
+                &format!("--peer-urls={peer}"),
+                "--learner",
+            ],
+            None,
+        );
+        if ok {
+            break out;
+        }
+        assert!(err.contains("unhealthy cluster"), "{err}");
+        assert!(Instant::now() < deadline, "cluster never healthy: {err}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // "Member <id> added to cluster <cid>" and the environment for the new member.
+    let first = out.lines().next().unwrap_or_default();
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(words.len(), 6, "{out}");
+    assert_eq!(
+        (words[0], words[2], words[3]),
+        ("Member", "added", "to"),
+        "{out}"
+    );
+    let id = words[1].to_string();
+    assert!(u64::from_str_radix(&id, 16).is_ok(), "{out}");
+    assert!(out.contains("ETCD_NAME=\"m3\""), "{out}");
+    assert!(
+        out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\"")),
+        "{out}"
+    );
+    for node in &cluster.nodes {
+        let entry = format!("{}={}", node.name, node.peer_url);
+        assert!(out.contains(&entry), "{entry} missing from {out}");
+    }
+
+    // member list: "id, status, name, peer urls, client urls, is learner".
+    let list = ctl.ok(&["member", "list"]);
+    assert_eq!(list.lines().count(), 4, "{list}");
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} not in {list}"));
+    let cols: Vec<&str> = row.split(", ").collect();
+    assert_eq!(
+        cols,
+        [id.as_str(), "unstarted", "", peer.as_str(), "", "true"]
+    );
+    for node in &cluster.nodes {
+        let row = list
+            .lines()
+            .find(|l| l.contains(&node.peer_url))
+            .unwrap_or_else(|| panic!("{} not in {list}", node.name));
+        let cols: Vec<&str> = row.split(", ").collect();
+        assert_eq!(
+            cols[1..],
+            [
+                "started",
+                &node.name,
+                &node.peer_url,
+                &node.client_url,
+                "false"
+            ]
+        );
+    }
+
+    // Refusals: a second learner, a taken peer URL, an unknown id, a learner that never
+    // started (so it is not in sync), a voter.
+    let err = ctl.fails(&[
+        "member",
+        "add",
+        "m4",
+        "--peer-urls=http://127.0.0.1:1",
+        "--learner",
+    ]);
+    assert!(err.contains("too many learner members in cluster"), "{err}");
+    let err = ctl.fails(&[
+        "member",
+        "add",
+        "m4",
+        &format!("--peer-urls={}", cluster.nodes[0].peer_url),
+    ]);
+    assert!(err.contains("Peer URLs already exists"), "{err}");
+    let err = ctl.fails(&["member", "remove", "1234abcd"]);
+    assert!(err.contains("member not found"), "{err}");
+    let err = ctl.fails(&["member", "promote", &id]);
+    assert!(
+        err.contains("can only promote a learner member which is in sync with leader"),
+        "{err}"
+    );
+    let voter = list
+        .lines()
+        .find(|l| !l.starts_with(&id))
+        .unwrap_or_default();
+    let voter_id = voter.split(", ").next().unwrap_or_default();
+    let err = ctl.fails(&["member", "promote", voter_id]);
+    assert!(err.contains("can only promote a learner member"), "{err}");
+
+    // Update the learner's peer URLs, then remove it.
+    let moved = format!("http://127.0.0.1:{}", quorum_tests::free_port());
+    let out = ctl.ok(&["member", "update", &id, &format!("--peer-urls={moved}")]);
+    // etcdctl pads the id to 16 columns here.
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        ["Member", id.as_str(), "updated", "in", "cluster"],
+        "{out}"
+    );
+    assert!(ctl.ok(&["member", "list"]).contains(&moved));
+    let out = ctl.ok(&["member", "remove", &id]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        ["Member", id.as_str(), "removed", "from", "cluster"],
+        "{out}"
+    );
+    let list = ctl.ok(&["member", "list"]);
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(!list.contains(&id));
+    let err = ctl.fails(&["member", "remove", &id]);
+    assert!(err.contains("member not found"), "{err}");
+    // The cluster still serves.
+    assert_eq!(ctl.ok(&["put", "after", "membership"]).trim(), "OK");
+}

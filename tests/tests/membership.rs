@@ -113,7 +113,7 @@ async fn add_learner_catch_up_promote_then_remove_the_leader() {
     let new = added.member().expect("the new member").clone();
     assert!(new.is_learner());
     assert_eq!(new.name(), "", "no name until it starts");
-    assert_eq!(new.peer_urls(), [peer_url.clone()]);
+    assert_eq!(new.peer_urls(), std::slice::from_ref(&peer_url));
     assert_eq!(added.member_list().len(), 4);
     let new_id = new.id();
     // A second learner is refused.

@@ -1096,7 +1096,7 @@ impl<F: FileSystem> Core<F> {
                 if token != 0 {
                     out.output(Output::Done { token });
                 }
-                true
+                change.changes_raft()
             }
             Applied::Refused(err) => {
                 info!("membership change at index {index} refused: {err}");
@@ -1112,7 +1112,7 @@ impl<F: FileSystem> Core<F> {
             }
             // Replay: the registry has it already; Raft's configuration may not (a crash
             // between the two), and re-applying a change Raft has is harmless.
-            Applied::Skipped => !self.registry.was_refused(index),
+            Applied::Skipped => change.changes_raft() && !self.registry.was_refused(index),
         }
     }
 

@@ -97,14 +97,16 @@ pub struct MemberChange {
 
 impl MemberChange {
     /// The Raft configuration change that carries this change. An update changes no Raft
-    /// configuration: it carries a change of node 0, which Raft ignores.
+    /// configuration: it carries the member's current role (checked by Raft when proposed, a
+    /// no-op), and the core never applies it to Raft (see [`MemberChange::changes_raft`]).
     pub fn to_conf_change(&self) -> ConfChange {
         let id = self.member.id;
         let single = match self.op {
             Op::Add if self.member.is_learner => (ConfChangeType::AddLearner, id),
             Op::Add | Op::Promote => (ConfChangeType::AddNode, id),
             Op::Remove => (ConfChangeType::RemoveNode, id),
-            Op::Update => (ConfChangeType::AddLearner, quorum_raft::NO_NODE),
+            Op::Update if self.member.is_learner => (ConfChangeType::AddLearner, id),
+            Op::Update => (ConfChangeType::AddNode, id),
         };
         let ctx = ipb::ConfChangeContext {
             member: Some(member_to_proto(&self.member)),
@@ -124,6 +126,11 @@ impl MemberChange {
             }],
             context: Bytes::from(ctx.encode_to_vec()),
         }
+    }
+
+    /// True if applying the change alters Raft's configuration (all but updates).
+    pub fn changes_raft(&self) -> bool {
+        self.op != Op::Update
     }
 
     /// Decodes the change a committed ConfChange carries, checking that the Raft change and the

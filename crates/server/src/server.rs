@@ -271,11 +271,9 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
                     id,
                     name: m.name.clone(),
                     peer_urls: m.peer_urls.clone(),
-                    client_urls: if id == member_id {
-                        cfg.advertise_client_urls.clone()
-                    } else {
-                        Vec::new()
-                    },
+                    // Every member starts from the same registry; each publishes its client
+                    // URLs through Raft once it runs.
+                    client_urls: Vec::new(),
                     is_learner: false,
                 })
                 .collect();

@@ -550,8 +550,9 @@ impl Shared {
         }
     }
 
-    /// Publishes this member's name and client URLs through Raft until the registry shows
-    /// them (etcd's `publish`): MemberList then lists them on every member.
+    /// Publishes this member's name and client URLs through Raft once per start, retrying
+    /// until the proposal applies (etcd's `publish`): MemberList then lists them on every
+    /// member.
     pub(crate) async fn publish_attributes(self: Arc<Self>) {
         use quorum_api::internal::{MemberAttrSetRequest, MemberAttributes};
         let mut interval = tokio::time::interval(PUBLISH_RETRY);
@@ -560,22 +561,12 @@ impl Shared {
             if self.is_stopped() || self.is_removed() {
                 return;
             }
-            let current = self
+            let known = self
                 .registry
                 .read()
-                .ok()
-                .and_then(|r| r.member(self.member_id).cloned());
-            let Some(me) = current else {
+                .is_ok_and(|r| r.member(self.member_id).is_some());
+            if !known {
                 continue; // a joining member that has not applied its own addition yet
-            };
-            if me.name == self.name && me.client_urls == self.client_urls {
-                tracing::info!(
-                    "published member {:x} attributes (name {:?}, client URLs {:?})",
-                    self.member_id,
-                    self.name,
-                    self.client_urls
-                );
-                return;
             }
             let req = InternalRaftRequest {
                 member_attr_set: Some(MemberAttrSetRequest {
@@ -587,8 +578,17 @@ impl Shared {
                 }),
                 ..Default::default()
             };
-            if let Err(e) = self.propose(req).await {
-                tracing::debug!("publishing member attributes failed (will retry): {e}");
+            match self.propose(req).await {
+                Ok(_) => {
+                    tracing::info!(
+                        "published member {:x} attributes (name {:?}, client URLs {:?})",
+                        self.member_id,
+                        self.name,
+                        self.client_urls
+                    );
+                    return;
+                }
+                Err(e) => tracing::debug!("publishing member attributes failed (will retry): {e}"),
             }
         }
     }
