@@ -82,11 +82,13 @@ async fn ask(url: &str, cfg: &Config) -> Result<ClusterFile, AskError> {
         })
         .await
         .map_err(|s| match s.code() {
-            tonic::Code::NotFound => Fatal(format!(
+            // The peer may not have applied the addition yet: retry until the deadline.
+            tonic::Code::NotFound => Retry(format!(
                 "{} (this member's --initial-advertise-peer-urls must be those given to \
                  `member add`)",
                 s.message()
             )),
+            tonic::Code::InvalidArgument => Fatal(s.message().to_string()),
             _ => Retry(s.message().to_string()),
         })?
         .into_inner();

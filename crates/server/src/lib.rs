@@ -21,3 +21,6 @@ pub mod services;
 pub mod shell;
 pub mod transport;
 pub mod wire;
+
+#[cfg(test)]
+mod membership_core_tests;

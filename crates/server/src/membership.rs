@@ -733,6 +733,25 @@ mod tests {
         let cc = c.to_conf_change();
         assert_eq!(cc.changes[0].change_type, ConfChangeType::AddLearner);
         assert_eq!(MemberChange::from_conf_change(&cc).unwrap(), c);
+        // An update names the member in its current role; the core never applies it to Raft.
+        let mut learner = m(9, "", "http://h:9", true);
+        let upd = change(Op::Update, learner.clone());
+        assert_eq!(
+            upd.to_conf_change().changes[0].change_type,
+            ConfChangeType::AddLearner
+        );
+        assert_eq!(upd.to_conf_change().changes[0].node_id, 9);
+        assert!(!upd.changes_raft() && c.changes_raft());
+        learner.is_learner = false;
+        let upd = change(Op::Update, learner);
+        assert_eq!(
+            upd.to_conf_change().changes[0].change_type,
+            ConfChangeType::AddNode
+        );
+        assert_eq!(
+            MemberChange::from_conf_change(&upd.to_conf_change()).unwrap(),
+            upd
+        );
         let mut forged = cc.clone();
         forged.changes[0].change_type = ConfChangeType::AddNode;
         assert!(MemberChange::from_conf_change(&forged).is_err());

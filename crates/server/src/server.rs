@@ -566,3 +566,57 @@ impl RunningMember {
 pub fn snap_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("member").join("snap")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_files_of_earlier_versions_read_as_bootstrap_registries() {
+        let old = r#"{"cluster_id":7,"member_id":1,"name":"a","token":"t","members":[
+            {"id":1,"name":"a","peer_urls":["http://h:1"],"client_urls":["http://h:11"]},
+            {"id":2,"name":"b","peer_urls":["http://h:2"],"client_urls":[]}]}"#;
+        let cf: ClusterFile = serde_json::from_str(old).unwrap();
+        let r = cf.registry().unwrap();
+        assert_eq!(r.initial_voters(), &[1, 2]);
+        assert_eq!(r.applied_index(), 0);
+        assert!(r.members().iter().all(|m| !m.is_learner));
+        // Written back and read again, nothing is lost.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.json");
+        let target = ClusterFileTarget {
+            path: path.clone(),
+            identity: cf.clone(),
+        };
+        target.write(&r).unwrap();
+        let back = read_cluster_file(&path).unwrap().unwrap();
+        assert_eq!(back.registry().unwrap(), r);
+        assert_eq!((back.cluster_id, back.member_id), (7, 1));
+    }
+
+    #[test]
+    fn a_corrupt_cluster_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(read_cluster_file(&path).is_err());
+        let bad = ClusterFile {
+            cluster_id: 1,
+            member_id: 1,
+            name: "a".into(),
+            token: "t".into(),
+            members: vec![ClusterFileMember {
+                id: 1,
+                name: "a".into(),
+                peer_urls: vec![],
+                client_urls: vec![],
+                is_learner: false,
+            }],
+            removed: vec![1],
+            applied_index: 3,
+            initial_voters: vec![1],
+            refused_conf_changes: vec![],
+        };
+        assert!(bad.registry().is_err(), "a removed id listed as a member");
+    }
+}
