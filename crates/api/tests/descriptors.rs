@@ -70,7 +70,7 @@ fn etcd_services_have_etcd_method_names() {
         (
             "quorum.peer",
             "Peer",
-            &["Hello", "Stream", "Snapshot", "Forward"],
+            &["Hello", "Stream", "Snapshot", "Forward", "Join"],
         ),
     ];
     for (package, service, want) in expect {
