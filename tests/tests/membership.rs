@@ -248,4 +248,45 @@ async fn add_learner_catch_up_promote_then_remove_the_leader() {
     cluster.launch(leader);
     assert_eq!(cluster.wait_exit(leader, Duration::from_secs(20)), Some(1));
     assert!(cluster.log(leader).contains("permanently removed"));
+
+    // A member removed while it is down learns it from its peers when it comes back, and
+    // stops; the two left keep serving.
+    let down = live[0];
+    let down_id = {
+        let mut c = connect(&cluster.endpoints()[down]).await;
+        c.status().await.unwrap().header().unwrap().member_id()
+    };
+    cluster.kill(down);
+    let rest: Vec<usize> = live.iter().copied().filter(|&i| i != down).collect();
+    let mut cr = connect(&cluster.endpoints()[rest[0]]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match cr.member_remove(down_id).await {
+            Ok(r) => {
+                assert_eq!(r.members().len(), 2);
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("remove of a down member: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("remove of a down member: {e}"),
+        }
+    }
+    cluster.launch(down);
+    assert_eq!(
+        cluster.wait_exit(down, Duration::from_secs(20)),
+        Some(0),
+        "the member removed while down stops; log:\n{}",
+        cluster.log(down)
+    );
+    assert!(cluster
+        .log(down)
+        .contains("the member has been permanently removed from the cluster"));
+    wait_leader(&cluster, &rest).await;
+    for &i in &rest {
+        let mut c = connect(&cluster.endpoints()[i]).await;
+        c.put(format!("two-left-{i}"), "x", None).await.unwrap();
+        assert_eq!(c.member_list().await.unwrap().members().len(), 2);
+    }
 }
