@@ -1073,6 +1073,17 @@ impl<F: FileSystem> Core<F> {
                 Err(err) => warn!("conf change at index {} refused: {err}", e.index),
             }
         }
+        if self.registry.applied_index() == e.index {
+            // The registry is not ahead of this entry (as it is while a joining member replays
+            // older changes): its voters and learners are Raft's.
+            debug_assert!(
+                registry_matches(&self.registry, self.raft.storage().conf_state()),
+                "registry {:?} disagrees with Raft's configuration {:?} at index {}",
+                self.registry.members(),
+                self.raft.storage().conf_state(),
+                e.index
+            );
+        }
         self.record_applied(e.index)
     }
 
@@ -1170,6 +1181,27 @@ impl<F: FileSystem> Core<F> {
         );
         Ok(())
     }
+}
+
+/// True if `registry`'s voters and learners are exactly `cs`'s (outside joint consensus).
+fn registry_matches(registry: &Registry, cs: &quorum_raft::ConfState) -> bool {
+    if !cs.voters_outgoing.is_empty() {
+        return true;
+    }
+    let mut voters: Vec<NodeId> = Vec::new();
+    let mut learners: Vec<NodeId> = Vec::new();
+    for m in registry.members() {
+        if m.is_learner {
+            learners.push(m.id);
+        } else {
+            voters.push(m.id);
+        }
+    }
+    let mut want_voters = cs.voters.clone();
+    let mut want_learners = cs.learners.clone();
+    want_voters.sort_unstable();
+    want_learners.sort_unstable();
+    voters == want_voters && learners == want_learners
 }
 
 fn ctx_id(ctx: &[u8]) -> u64 {
