@@ -290,3 +290,87 @@ async fn add_learner_catch_up_promote_then_remove_the_leader() {
         assert_eq!(c.member_list().await.unwrap().members().len(), 2);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voter_added_directly_replays_the_log_then_removes_itself() {
+    let mut cluster = Cluster::start(binary(), 3, &[]);
+    wait_leader(&cluster, &[0, 1, 2]).await;
+    let eps = cluster.endpoints();
+    let mut c1 = connect(&eps[1]).await;
+    for i in 0..50 {
+        c1.put(format!("r{i:02}"), "v", None).await.unwrap();
+    }
+    let j = cluster.prepare_joiner("m3", &[0, 1, 2]);
+    let peer_url = cluster.nodes[j].peer_url.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new_id = loop {
+        match c1.member_add([peer_url.clone()], None).await {
+            Ok(r) => {
+                let m = r.member().expect("the new member");
+                assert!(!m.is_learner());
+                break m.id();
+            }
+            Err(e) if message(&e) == "etcdserver: unhealthy cluster" => {
+                assert!(Instant::now() < deadline, "cluster never healthy");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("member add: {e}"),
+        }
+    };
+    // Four voters, one not started: a quorum of three still commits.
+    c1.put("while-unstarted", "ok", None).await.unwrap();
+
+    cluster.start_node(j);
+    let new_ep = cluster.endpoints()[j].clone();
+    let mut cn = connect(&new_ep).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = cn
+            .get("r", Some(GetOptions::new().with_prefix()))
+            .await
+            .map(|r| r.kvs().len())
+            .unwrap_or(0);
+        if got == 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new voter did not catch up; log:\n{}",
+            cluster.log(j)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !cluster.log(j).contains("installing snapshot"),
+        "the log was not compacted: the new member replays it from the start"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = cn.member_list().await.unwrap();
+        if list.members().len() == 4 && list.members().iter().all(|m| !m.name().is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "names not published: {list:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cn.put("through-new", "yes", None).await.unwrap();
+
+    // It removes itself through its own endpoint (once it has been connected to the others
+    // for etcd's health interval): the answer arrives, then it stops.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        match cn.member_remove(new_id).await {
+            Ok(r) => break r,
+            Err(e) if message(&e) == "etcdserver: unhealthy cluster" => {
+                assert!(Instant::now() < deadline, "never healthy");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("member remove: {e}"),
+        }
+    };
+    assert_eq!(r.members().len(), 3);
+    assert_eq!(cluster.wait_exit(j, Duration::from_secs(20)), Some(0));
+    let r = c1.get("through-new", None).await.unwrap();
+    assert_eq!(r.kvs()[0].value(), b"yes");
+    c1.put("after-self-removal", "ok", None).await.unwrap();
+}
