@@ -299,6 +299,35 @@ pub struct ElectArgs {
 pub enum MemberCommand {
     /// Lists the members.
     List,
+    /// Adds a member (prints the environment its first start needs, as etcdctl does).
+    Add {
+        /// The new member's name (used in the printed ETCD_INITIAL_CLUSTER).
+        name: String,
+        /// Its peer URLs, comma-separated.
+        #[arg(long = "peer-urls", value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+        /// Add it as a non-voting learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Removes a member (hexadecimal ID, as `member list` prints it).
+    Remove {
+        /// Member ID.
+        id: String,
+    },
+    /// Replaces a member's peer URLs.
+    Update {
+        /// Member ID.
+        id: String,
+        /// The new peer URLs, comma-separated.
+        #[arg(long = "peer-urls", value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+    },
+    /// Promotes a learner that is in sync with the leader to a voter.
+    Promote {
+        /// Member ID.
+        id: String,
+    },
 }
 
 /// `endpoint ...`.

@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Lock(a) => cmd::sync::lock(&conn, fmt, a).await,
         Command::Elect(a) => cmd::sync::elect(&conn, fmt, a).await,
         Command::Member(args::MemberCommand::List) => cmd::maint::member_list(&conn, fmt).await,
+        Command::Member(c) => cmd::member::change(&conn, fmt, c).await,
         Command::Snapshot(SnapshotCommand::Save { file }) => cmd::snapshot::save(&conn, file).await,
         Command::Alarm(c) => cmd::maint::alarm(&conn, fmt, c).await,
         Command::Endpoint(_) | Command::Defrag | Command::Playground(_) | Command::Bench(_) => {

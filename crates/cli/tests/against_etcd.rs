@@ -356,3 +356,59 @@ fn errors_are_clean_and_actionable() {
         assert_no_panic(&out);
     }
 }
+
+#[test]
+fn membership_changes() {
+    let Some(etcd) = etcd_or_skip("membership_changes") else {
+        return;
+    };
+    let peer = "http://127.0.0.1:1";
+    let out = etcd.ok(&[
+        "member",
+        "add",
+        "t2",
+        &format!("--peer-urls={peer}"),
+        "--learner",
+    ]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        (words[0], words[2], words[3]),
+        ("Member", "added", "to"),
+        "{out}"
+    );
+    let id = words[1].to_string();
+    assert!(out.contains("ETCD_NAME=\"t2\""), "{out}");
+    assert!(out.contains(&format!("t2={peer}")), "{out}");
+    assert!(out.contains("t1=http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
+        "{out}"
+    );
+    let list = etcd.ok(&["member", "list"]);
+    assert!(
+        list.contains(&format!("{id}, unstarted, , {peer}, , true")),
+        "{list}"
+    );
+    let out = etcd.ctl(&["member", "promote", &id]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("can only promote a learner member which is in sync with leader"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = etcd.ok(&["member", "update", &id, "--peer-urls=http://127.0.0.1:2"]);
+    assert!(out.contains(&format!("{id} updated in cluster")), "{out}");
+    let out = etcd.ok(&["member", "remove", &id]);
+    assert!(out.contains(&format!("{id} removed from cluster")), "{out}");
+    let out = etcd.ctl(&["member", "remove", &id]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("member not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = etcd.ctl(&["member", "remove", "not-hex"]);
+    assert!(!out.status.success());
+    assert_eq!(etcd.ok(&["member", "list"]).lines().count(), 1);
+}
