@@ -595,6 +595,21 @@ mod tests {
     }
 
     #[test]
+    fn strict_reconfig_check_is_on_unless_turned_off() {
+        assert!(flags(&[]).unwrap().strict_reconfig_check);
+        assert!(
+            flags(&["--strict-reconfig-check"])
+                .unwrap()
+                .strict_reconfig_check
+        );
+        assert!(
+            !flags(&["--strict-reconfig-check=false"])
+                .unwrap()
+                .strict_reconfig_check
+        );
+    }
+
+    #[test]
     fn etcd_style_three_member_command_line_parses() {
         let c = flags(&[
             "--name=infra1",
