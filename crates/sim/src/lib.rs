@@ -16,8 +16,13 @@
 //! workload's total must be conserved. A failure prints the seed, the check, the last events
 //! and the command that replays it with full tracing.
 //!
-//! The node type sits behind the [`member::Member`] trait: today [`member::RaftMember`] (a
-//! `RawNode<MemStorage>` with a key-value state machine), later the server's member core.
+//! A scripted Figure 8 nemesis (`FaultMix::figure8`) drives the group through the sequence of
+//! Figure 8 of the Raft paper, randomized within that shape.
+//!
+//! The node type sits behind the [`member::Member`] trait: [`member::RaftMember`] (a `RawNode`
+//! over an in-memory or WAL disk with a key-value state machine) and
+//! [`core_member::CoreMember`] (the server's member core over the WAL and the MVCC store, with
+//! snapshots, the bank workload, leases ([`lease`]) and watch checks).
 //!
 //! ```
 //! let mut cfg = quorum_sim::SimConfig::from_seed(1);
