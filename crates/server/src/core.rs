@@ -25,7 +25,7 @@
 //!   after a crash a no-op);
 //! - a read is released only when the applied index has reached its read index.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -252,7 +252,8 @@ pub struct Core<F: FileSystem> {
     /// Reads collected since the last `process`, served by one ReadIndex round.
     read_batch: Vec<Token>,
     /// ReadIndex rounds in flight: context → reads.
-    reads_in_flight: HashMap<u64, Vec<Token>>,
+    /// (Ordered: failing them on a leader change must happen in the same order on every run.)
+    reads_in_flight: BTreeMap<u64, Vec<Token>>,
     /// Reads that have a read index, waiting for apply: index → reads.
     reads_waiting_apply: BTreeMap<u64, Vec<Token>>,
     next_read_ctx: u64,
@@ -357,7 +358,7 @@ impl<F: FileSystem> Core<F> {
             now_ms: 0,
             proposal_batch: Vec::new(),
             read_batch: Vec::new(),
-            reads_in_flight: HashMap::new(),
+            reads_in_flight: BTreeMap::new(),
             reads_waiting_apply: BTreeMap::new(),
             next_read_ctx: 1,
             received_snapshots: BTreeMap::new(),
@@ -827,7 +828,7 @@ impl<F: FileSystem> Core<F> {
             self.leader = leader;
             // ReadIndex rounds in flight may be lost with the old leader: fail them (they are
             // reads, so retrying is always safe).
-            for (_, reads) in self.reads_in_flight.drain() {
+            for (_, reads) in std::mem::take(&mut self.reads_in_flight) {
                 for token in reads {
                     out.output(Output::Failed {
                         token,
