@@ -8,6 +8,8 @@ pub enum GrpcCode {
     InvalidArgument = 3,
     /// NOT_FOUND = 5.
     NotFound = 5,
+    /// PERMISSION_DENIED = 7.
+    PermissionDenied = 7,
     /// RESOURCE_EXHAUSTED = 8.
     ResourceExhausted = 8,
     /// FAILED_PRECONDITION = 9.
@@ -20,6 +22,8 @@ pub enum GrpcCode {
     Unavailable = 14,
     /// DATA_LOSS = 15.
     DataLoss = 15,
+    /// UNAUTHENTICATED = 16.
+    Unauthenticated = 16,
 }
 
 /// Every error of this crate.
@@ -70,6 +74,60 @@ pub enum MvccError {
     /// Unknown watch id.
     #[error("mvcc: watcher does not exist")]
     WatcherNotFound,
+    /// AuthEnable without user root.
+    #[error("etcdserver: root user does not exist")]
+    RootUserNotExist,
+    /// AuthEnable while user root lacks role root.
+    #[error("etcdserver: root user does not have root role")]
+    RootRoleNotExist,
+    /// UserAdd of an existing user.
+    #[error("etcdserver: user name already exists")]
+    UserAlreadyExist,
+    /// A user name is missing (also: a request without a user while auth is enabled).
+    #[error("etcdserver: user name is empty")]
+    UserEmpty,
+    /// Unknown user.
+    #[error("etcdserver: user name not found")]
+    UserNotFound,
+    /// RoleAdd of an existing role.
+    #[error("etcdserver: role name already exists")]
+    RoleAlreadyExist,
+    /// Unknown role.
+    #[error("etcdserver: role name not found")]
+    RoleNotFound,
+    /// A role name is missing.
+    #[error("etcdserver: role name is empty")]
+    RoleEmpty,
+    /// Wrong user name or password.
+    #[error("etcdserver: authentication failed, invalid user ID or password")]
+    AuthFailed,
+    /// RoleGrantPermission without a permission.
+    #[error("etcdserver: permission not given")]
+    PermissionNotGiven,
+    /// The user may not do this.
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    /// UserRevokeRole of a role the user does not have.
+    #[error("etcdserver: role is not granted to the user")]
+    RoleNotGranted,
+    /// RoleRevokePermission of a permission the role does not have.
+    #[error("etcdserver: permission is not granted to the role")]
+    PermissionNotGranted,
+    /// An auth call that needs auth enabled.
+    #[error("etcdserver: authentication is not enabled")]
+    AuthNotEnabled,
+    /// An unknown or expired token.
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    /// A change that would lock the administrator out (or an invalid permission range).
+    #[error("etcdserver: invalid auth management")]
+    InvalidAuthMgmt,
+    /// The auth state changed between the permission check and the apply.
+    #[error("etcdserver: revision of auth store is old")]
+    AuthOldRevision,
+    /// An explicit limit of the auth store (Quorum's own; etcd has none).
+    #[error("etcdserver: too many {0} in the auth store")]
+    AuthLimit(&'static str),
     /// The storage engine failed (I/O error, full disk...). The applied batch was not committed.
     #[error("etcdserver: storage error: {0}")]
     Storage(String),
@@ -97,6 +155,24 @@ impl MvccError {
             MvccError::LeaseExist => GrpcCode::FailedPrecondition,
             MvccError::NotLeader => GrpcCode::Unavailable,
             MvccError::Storage(_) => GrpcCode::Internal,
+            MvccError::RootUserNotExist
+            | MvccError::RootRoleNotExist
+            | MvccError::UserAlreadyExist
+            | MvccError::UserNotFound
+            | MvccError::RoleAlreadyExist
+            | MvccError::RoleNotFound
+            | MvccError::RoleNotGranted
+            | MvccError::PermissionNotGranted
+            | MvccError::AuthNotEnabled => GrpcCode::FailedPrecondition,
+            MvccError::UserEmpty
+            | MvccError::RoleEmpty
+            | MvccError::AuthFailed
+            | MvccError::PermissionNotGiven
+            | MvccError::InvalidAuthMgmt
+            | MvccError::AuthOldRevision => GrpcCode::InvalidArgument,
+            MvccError::PermissionDenied => GrpcCode::PermissionDenied,
+            MvccError::InvalidAuthToken => GrpcCode::Unauthenticated,
+            MvccError::AuthLimit(_) => GrpcCode::ResourceExhausted,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod compact;
 mod count_cache;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod validate;
 pub mod watch;
 mod write;
 
+pub use auth::{AuthRequest, AuthResponse, AuthState, PermType, Permission};
 pub use error::{GrpcCode, MvccError};
 pub use lessor::Lessor;
 pub use snapshot::MAX_FIELD_BYTES;

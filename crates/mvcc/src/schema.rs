@@ -9,6 +9,7 @@
 //! * `lease`: `id -> (granted ttl, checkpointed remaining ttl)`.
 //! * `lease_keys`: `(id, key) -> ()`, the keys attached to each lease.
 //! * `alarm`: `(member, alarm type) -> ()`.
+//! * `auth`: `name -> record`, the users, roles, enabled flag and auth revision (`auth.rs`).
 
 use crate::error::MvccError;
 use crate::types::{AlarmType, KeyValue};
@@ -26,6 +27,9 @@ pub(crate) const LEASE: TableDefinition<i64, (i64, i64)> = TableDefinition::new(
 pub(crate) const LEASE_KEYS: TableDefinition<(i64, &[u8]), ()> = TableDefinition::new("lease_keys");
 /// Active alarms.
 pub(crate) const ALARM: TableDefinition<(u64, i32), ()> = TableDefinition::new("alarm");
+
+/// Auth state: users, roles, enabled flag and auth revision (see `auth.rs`).
+pub(crate) const AUTH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("auth");
 
 /// Last Raft index whose effects are in the store.
 pub(crate) const META_CONSISTENT_INDEX: &str = "consistent_index";

@@ -16,6 +16,7 @@ const TAG_KV: u8 = 2;
 const TAG_LEASE: u8 = 4;
 const TAG_LEASE_KEY: u8 = 5;
 const TAG_ALARM: u8 = 6;
+const TAG_AUTH: u8 = 7;
 const TAG_END: u8 = 0xFF;
 /// Largest field accepted on import (keys and values are far smaller in practice).
 pub const MAX_FIELD_BYTES: usize = 64 * 1024 * 1024;
@@ -133,6 +134,13 @@ pub(crate) fn export(txn: &ReadTransaction, out: impl Write) -> Result<(), MvccE
         w.u64(member)?;
         w.put(&code.to_be_bytes())?;
     }
+    let auth = txn.open_table(AUTH)?;
+    for item in auth.iter()? {
+        let (k, v) = item?;
+        w.put(&[TAG_AUTH])?;
+        w.bytes(k.value())?;
+        w.bytes(v.value())?;
+    }
     let crc = w.crc;
     w.put(&[TAG_END])?;
     w.inner.write_all(&crc.to_be_bytes())?;
@@ -170,6 +178,7 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
         txn.delete_table(LEASE)?;
         txn.delete_table(LEASE_KEYS)?;
         txn.delete_table(ALARM)?;
+        txn.delete_table(AUTH)?;
         txn.open_table(META)?.insert(META_IMPORTING, 1)?;
         txn.commit()?;
     }
@@ -185,6 +194,7 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
             let mut lease = txn.open_table(LEASE)?;
             let mut lease_keys = txn.open_table(LEASE_KEYS)?;
             let mut alarm = txn.open_table(ALARM)?;
+            let mut auth = txn.open_table(AUTH)?;
             for _ in 0..IMPORT_BATCH {
                 let crc_before = r.crc;
                 match r.u8()? {
@@ -226,6 +236,12 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
                         let mut c = [0u8; 4];
                         r.exact(&mut c)?;
                         alarm.insert((member, i32::from_be_bytes(c)), ())?;
+                    }
+                    TAG_AUTH => {
+                        let key = r.bytes()?;
+                        let val = r.bytes()?;
+                        crate::auth::check_record(&key, &val)?;
+                        auth.insert(key.as_slice(), val.as_slice())?;
                     }
                     TAG_END => {
                         let mut c = [0u8; 4];

@@ -81,6 +81,8 @@ pub struct Store {
     in_use: AtomicU64,
     batches: AtomicU64,
     count_cache: Mutex<CountCache>,
+    /// The auth state as last committed (replaced, never mutated, by the apply path).
+    auth: std::sync::RwLock<std::sync::Arc<crate::auth::AuthState>>,
 }
 
 /// With `durable == false`, every this many applied batches one is committed durably anyway.
@@ -97,6 +99,15 @@ fn counters(txn: &ReadTransaction) -> Result<(u64, u64), MvccError> {
             meta_get(&meta, META_COMPACT_REV)?.unwrap_or(0),
         )),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok((INITIAL_REVISION, 0)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn load_auth(db: &Database) -> Result<crate::auth::AuthState, MvccError> {
+    let txn = db.begin_read()?;
+    match txn.open_table(AUTH) {
+        Ok(t) => crate::auth::load(&t),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(crate::auth::AuthState::default()),
         Err(e) => Err(e.into()),
     }
 }
@@ -123,9 +134,11 @@ impl Store {
                 txn.open_table(LEASE)?;
                 txn.open_table(LEASE_KEYS)?;
                 txn.open_table(ALARM)?;
+                txn.open_table(AUTH)?;
             }
             txn.commit()?;
         }
+        let auth = load_auth(&db)?;
         let current = counters(&db.begin_read()?)?.0;
         let store = Store {
             db,
@@ -137,6 +150,7 @@ impl Store {
             in_use: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             count_cache: Mutex::new(CountCache::default()),
+            auth: std::sync::RwLock::new(std::sync::Arc::new(auth)),
         };
         store.update_usage()?;
         Ok(store)
@@ -165,9 +179,10 @@ impl Store {
         }
         let mut results = Vec::with_capacity(entries.len());
         let events_mode = lock(&self.hub).events_mode();
-        let (events, lease_changes, current) = {
+        let (events, lease_changes, current, auth) = {
             let mut w = Writer::open(&txn, self.limits())?;
             w.events_mode = events_mode;
+            w.auth = self.auth_state();
             let mut ci = meta_get(&w.meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
             for (index, req) in entries {
                 if *index <= ci {
@@ -187,13 +202,18 @@ impl Store {
             if self.opts.compaction_batch > 0 {
                 compact::step(&mut w, self.opts.compaction_batch)?;
             }
+            let auth = w.auth_changed.then(|| w.auth.clone());
             (
                 std::mem::take(&mut w.events),
                 std::mem::take(&mut w.lease_changes),
                 w.current,
+                auth,
             )
         };
         txn.commit()?;
+        if let Some(auth) = auth {
+            *self.auth.write().unwrap_or_else(PoisonError::into_inner) = auth;
+        }
         if !lease_changes.is_empty() {
             let mut l = lock(&self.lessor);
             for c in lease_changes {
@@ -205,6 +225,16 @@ impl Store {
         }
         lock(&self.hub).notify(&events, current, events_mode);
         Ok(results)
+    }
+
+    /// The replicated auth state as of the last applied batch (cheap: an `Arc`). Permission
+    /// checks use it; requests they allow are proposed as [`WriteRequest::Authorized`] with its
+    /// revision so that apply refuses them if it moved.
+    pub fn auth_state(&self) -> std::sync::Arc<crate::auth::AuthState> {
+        self.auth
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Makes everything applied so far durable (an empty durable commit); useful with
@@ -288,6 +318,13 @@ impl Store {
             h = crc32c::crc32c_append(h, &id.to_be_bytes());
             h = crc32c::crc32c_append(h, key);
         }
+        for item in txn.open_table(AUTH)?.iter()? {
+            let (k, v) = item?;
+            h = crc32c::crc32c_append(h, &(k.value().len() as u64).to_be_bytes());
+            h = crc32c::crc32c_append(h, k.value());
+            h = crc32c::crc32c_append(h, &(v.value().len() as u64).to_be_bytes());
+            h = crc32c::crc32c_append(h, v.value());
+        }
         Ok(h)
     }
 
@@ -305,6 +342,8 @@ impl Store {
         lock(&self.hub).reset(current);
         lock(&self.lessor).demote();
         lock(&self.count_cache).clear();
+        *self.auth.write().unwrap_or_else(PoisonError::into_inner) =
+            std::sync::Arc::new(load_auth(&self.db)?);
         drop(_w);
         self.update_usage()?;
         Ok(())
@@ -541,6 +580,7 @@ pub fn request_cost(req: &WriteRequest) -> u64 {
             .sum()
     }
     match req {
+        WriteRequest::Authorized(a) => request_cost(&a.request),
         WriteRequest::Put(p) => put_cost(p),
         WriteRequest::Txn(t) if txn_has_puts(t) => txn_cost(t),
         WriteRequest::LeaseGrant(_) => QUOTA_KV_OVERHEAD,

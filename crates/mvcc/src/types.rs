@@ -432,6 +432,24 @@ pub enum WriteRequest {
     LeaseCheckpoint(LeaseCheckpointRequest),
     /// Alarm.
     Alarm(AlarmRequest),
+    /// A change of the auth state.
+    Auth(crate::auth::AuthRequest),
+    /// A request checked against the auth state of revision `auth_revision` before it was
+    /// proposed: refused at apply with `AuthOldRevision` if auth is enabled and its revision
+    /// moved since (a permission change raced with the request).
+    Authorized(Box<AuthorizedRequest>),
+}
+
+/// A request with the auth revision its permission check saw. See
+/// [`WriteRequest::Authorized`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizedRequest {
+    /// Auth revision at the time of the check (never 0).
+    pub auth_revision: u64,
+    /// User the request was checked for (empty: none), for diagnostics.
+    pub username: String,
+    /// The request itself (never itself `Authorized`).
+    pub request: WriteRequest,
 }
 
 /// The response to one [`WriteRequest`].
@@ -457,6 +475,8 @@ pub enum WriteResponse {
     LeaseCheckpoint,
     /// Alarm.
     Alarm(AlarmResponse),
+    /// Auth change.
+    Auth(crate::auth::AuthResponse),
 }
 
 /// `etcdserverpb.HashKVResponse` fields.

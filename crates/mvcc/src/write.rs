@@ -49,6 +49,12 @@ pub(crate) struct Writer<'t> {
     pub lease: Table<'t, i64, (i64, i64)>,
     pub lease_keys: Table<'t, (i64, &'static [u8]), ()>,
     pub alarm: Table<'t, (u64, i32), ()>,
+    /// The auth records.
+    pub auth_table: crate::auth::AuthTable<'t>,
+    /// The auth state as of the request being applied (copied on write).
+    pub auth: std::sync::Arc<crate::auth::AuthState>,
+    /// Whether `auth` changed in this batch (the store publishes it after the commit).
+    pub auth_changed: bool,
     /// Current revision (last completed write).
     pub current: u64,
     /// Logical compaction revision.
@@ -84,6 +90,9 @@ impl<'t> Writer<'t> {
             lease: txn.open_table(LEASE)?,
             lease_keys: txn.open_table(LEASE_KEYS)?,
             alarm: txn.open_table(ALARM)?,
+            auth_table: txn.open_table(AUTH)?,
+            auth: std::sync::Arc::new(crate::auth::AuthState::default()),
+            auth_changed: false,
             current,
             compact,
             sub: 0,
@@ -196,9 +205,42 @@ impl<'t> Writer<'t> {
                 WriteResponse::LeaseCheckpoint
             }
             WriteRequest::Alarm(a) => WriteResponse::Alarm(self.alarm(a)?),
+            WriteRequest::Authorized(a) => {
+                // etcd's ErrAuthOldRevision: the check before proposing saw an auth state that
+                // has changed since; what it allowed may no longer be allowed.
+                if self.auth.enabled() && a.auth_revision < self.auth.revision() {
+                    return Err(MvccError::AuthOldRevision);
+                }
+                if matches!(a.request, WriteRequest::Authorized(_)) {
+                    return Err(MvccError::InvalidAuthMgmt);
+                }
+                return self.apply(index, &a.request);
+            }
+            WriteRequest::Auth(r) => WriteResponse::Auth(self.auth_change(r)?),
         };
         debug_assert_eq!(self.sub, 0);
         Ok(resp)
+    }
+
+    /// Applies an auth change: on a copy of the state, written back only if it succeeded.
+    fn auth_change(
+        &mut self,
+        r: &crate::auth::AuthRequest,
+    ) -> Result<crate::auth::AuthResponse, MvccError> {
+        let before = self.auth.revision();
+        let mut next = (*self.auth).clone();
+        let mut changed = Vec::new();
+        next.apply(r, &mut changed)?;
+        if next.revision() != before {
+            debug_assert_eq!(next.revision(), before + 1, "one revision per change");
+            crate::auth::persist(&mut self.auth_table, &next, &changed)?;
+            self.auth = std::sync::Arc::new(next);
+            self.auth_changed = true;
+        }
+        Ok(crate::auth::AuthResponse {
+            header_revision: rev_i64(self.current),
+            auth_revision: self.auth.revision(),
+        })
     }
 
     /// Ends a request: if it wrote anything, it used main revision `current + 1`.

@@ -42,7 +42,7 @@ pub enum ConvertError {
     /// Transactions nested deeper than [`MAX_TXN_DEPTH`].
     #[error("etcdserver: transactions nested deeper than {MAX_TXN_DEPTH} levels")]
     TxnTooDeep,
-    /// A request kind Quorum does not replicate (authentication is not supported).
+    /// A request kind Quorum does not replicate (auth reads and Authenticate).
     #[error("etcdserver: {0} is not supported by this server")]
     Unsupported(&'static str),
 }
@@ -449,6 +449,14 @@ pub fn write_to_internal(w: &mvcc::WriteRequest) -> InternalRaftRequest {
     };
     match w {
         mvcc::WriteRequest::Noop => {}
+        mvcc::WriteRequest::Authorized(a) => {
+            let mut inner = write_to_internal(&a.request);
+            let h = inner.header.get_or_insert_with(Default::default);
+            h.auth_revision = a.auth_revision;
+            h.username = a.username.clone();
+            return inner;
+        }
+        mvcc::WriteRequest::Auth(a) => crate::auth_convert::auth_to_internal(a, &mut req),
         mvcc::WriteRequest::Range(r) => req.range = Some(range_to_pb_req(r)),
         mvcc::WriteRequest::Put(p) => req.put = Some(put_to_pb_req(p)),
         mvcc::WriteRequest::DeleteRange(d) => req.delete_range = Some(delete_to_pb_req(d)),
@@ -499,9 +507,24 @@ pub fn write_to_internal(w: &mvcc::WriteRequest) -> InternalRaftRequest {
 ///
 /// An entry with no store request (membership attributes, cluster version) is
 /// [`mvcc::WriteRequest::Noop`]; the core handles those fields itself. An entry with several
-/// requests, or an authentication request (never proposed by Quorum), is an error: the result
-/// depends on the entry alone, so every member decides the same.
+/// requests, or an auth request Quorum never replicates (status, authenticate, reads), is an
+/// error: the result depends on the entry alone, so every member decides the same. A request
+/// whose header carries an auth revision becomes [`mvcc::WriteRequest::Authorized`].
 pub fn internal_to_write(req: &InternalRaftRequest) -> Result<mvcc::WriteRequest> {
+    let w = internal_to_plain_write(req)?;
+    match req.header.as_ref() {
+        Some(h) if h.auth_revision != 0 => Ok(mvcc::WriteRequest::Authorized(Box::new(
+            mvcc::AuthorizedRequest {
+                auth_revision: h.auth_revision,
+                username: h.username.clone(),
+                request: w,
+            },
+        ))),
+        _ => Ok(w),
+    }
+}
+
+fn internal_to_plain_write(req: &InternalRaftRequest) -> Result<mvcc::WriteRequest> {
     let auth_set = [
         req.auth_enable.is_some(),
         req.auth_disable.is_some(),
@@ -560,7 +583,7 @@ pub fn internal_to_write(req: &InternalRaftRequest) -> Result<mvcc::WriteRequest
         return Err(ConvertError::AmbiguousRequest(found.len() + others));
     }
     if auth_set {
-        return Err(ConvertError::Unsupported("authentication"));
+        return crate::auth_convert::auth_from_internal(req).map(mvcc::WriteRequest::Auth);
     }
     Ok(found.pop().unwrap_or(mvcc::WriteRequest::Noop))
 }
@@ -839,13 +862,14 @@ mod tests {
             internal_to_write(&two),
             Err(ConvertError::AmbiguousRequest(2))
         );
+        // Auth reads and Authenticate are never replicated.
         let auth = InternalRaftRequest {
-            auth_enable: Some(Default::default()),
+            auth_status: Some(Default::default()),
             ..Default::default()
         };
         assert_eq!(
             internal_to_write(&auth),
-            Err(ConvertError::Unsupported("authentication"))
+            Err(ConvertError::Unsupported("this auth request"))
         );
         let attrs = InternalRaftRequest {
             member_attr_set: Some(Default::default()),

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth_convert;
 pub mod compactor;
 pub mod config;
 pub mod convert;

@@ -221,6 +221,7 @@ impl<B: Backend> Election for ElectionService<B> {
         request: Request<epb::CampaignRequest>,
     ) -> Result<Response<epb::CampaignResponse>, Status> {
         let r = request.get_ref();
+        super::authz::check_coordination(&self.b, &super::authz::caller(&request), &r.name)?;
         let (l, rev) = campaign(&self.b, &r.name, r.lease, &r.value).await?;
         Ok(Response::new(epb::CampaignResponse {
             header: Some(header(&self.b, rev)),
@@ -234,6 +235,7 @@ impl<B: Backend> Election for ElectionService<B> {
     ) -> Result<Response<epb::ProclaimResponse>, Status> {
         let r = request.get_ref();
         let l = r.leader.as_ref().ok_or_else(missing_leader)?;
+        super::authz::check_key_write(&self.b, &super::authz::caller(&request), &l.key)?;
         let rev = proclaim(&self.b, l, &r.value).await?;
         Ok(Response::new(epb::ProclaimResponse {
             header: Some(header(&self.b, rev)),
@@ -244,6 +246,11 @@ impl<B: Backend> Election for ElectionService<B> {
         &self,
         request: Request<epb::LeaderRequest>,
     ) -> Result<Response<epb::LeaderResponse>, Status> {
+        super::authz::check_prefix_read(
+            &self.b,
+            &super::authz::caller(&request),
+            &request.get_ref().name,
+        )?;
         let (kv, rev) = leader(&self.b, &request.get_ref().name).await?;
         Ok(Response::new(leader_response(&self.b, kv, rev)))
     }
@@ -254,6 +261,11 @@ impl<B: Backend> Election for ElectionService<B> {
         &self,
         request: Request<epb::LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        super::authz::check_prefix_read(
+            &self.b,
+            &super::authz::caller(&request),
+            &request.get_ref().name,
+        )?;
         let name = request.get_ref().name.to_vec();
         let (tx, rx) = mpsc::channel(OBSERVE_BUFFER);
         let b = self.b.clone();
@@ -275,7 +287,9 @@ impl<B: Backend> Election for ElectionService<B> {
         &self,
         request: Request<epb::ResignRequest>,
     ) -> Result<Response<epb::ResignResponse>, Status> {
+        let c = super::authz::caller(&request);
         let l = request.into_inner().leader.ok_or_else(missing_leader)?;
+        super::authz::check_key_write(&self.b, &c, &l.key)?;
         // Resigning leadership that is already gone succeeds, as in etcd.
         let resp = txn(&self.b, release_txn(&l.key, l.rev)).await?;
         Ok(Response::new(epb::ResignResponse {

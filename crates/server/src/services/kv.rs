@@ -6,12 +6,16 @@
 //! quota) and then proposed through Raft. Transactions, read-only ones included, go through
 //! Raft: the store evaluates compares and ranges of one txn on one consistent state only at
 //! apply time.
+//!
+//! With auth enabled every call is checked against the caller's permissions first
+//! ([`super::authz`]) and writes are proposed stamped with the auth revision checked at.
 
 use quorum_api::etcdserverpb as pb;
 use quorum_api::etcdserverpb::kv_server::Kv;
 use quorum_mvcc::{validate, WriteRequest, WriteResponse};
 use tonic::{Request, Response, Status};
 
+use super::authz::{self, authorize, caller};
 use super::backend::Backend;
 use super::common::{header, mvcc_err, propose_write, server_err, unexpected};
 use crate::convert;
@@ -39,6 +43,7 @@ impl<B: Backend> Kv for KvService<B> {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
+        authz::check_range(&self.b, &caller(&request), request.get_ref())?;
         let r = convert::range_from_pb(request.get_ref())?;
         validate::check_range(&r).map_err(|e| mvcc_err(&e))?;
         if !r.serializable {
@@ -55,9 +60,12 @@ impl<B: Backend> Kv for KvService<B> {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
+        let c = caller(&request);
+        let auth_rev = authz::check_put(&self.b, &c, request.get_ref())?;
         let p = convert::put_from_pb(request.get_ref());
         validate::check_put(&p).map_err(|e| mvcc_err(&e))?;
-        match propose_write(&self.b, WriteRequest::Put(p)).await? {
+        let w = authorize(WriteRequest::Put(p), auth_rev, &c);
+        match propose_write(&self.b, w).await? {
             WriteResponse::Put(resp) => {
                 let rev = resp.header_revision;
                 let mut out = convert::put_to_pb(resp);
@@ -72,9 +80,12 @@ impl<B: Backend> Kv for KvService<B> {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let c = caller(&request);
+        let auth_rev = authz::check_delete(&self.b, &c, request.get_ref())?;
         let d = convert::delete_from_pb(request.get_ref());
         validate::check_delete(&d).map_err(|e| mvcc_err(&e))?;
-        match propose_write(&self.b, WriteRequest::DeleteRange(d)).await? {
+        let w = authorize(WriteRequest::DeleteRange(d), auth_rev, &c);
+        match propose_write(&self.b, w).await? {
             WriteResponse::DeleteRange(resp) => {
                 let rev = resp.header_revision;
                 let mut out = convert::delete_to_pb(resp);
@@ -91,7 +102,10 @@ impl<B: Backend> Kv for KvService<B> {
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let t = convert::txn_from_pb(request.get_ref())?;
         validate::check_txn(&t, self.b.max_txn_ops()).map_err(|e| mvcc_err(&e))?;
-        match propose_write(&self.b, WriteRequest::Txn(t)).await? {
+        let c = caller(&request);
+        let auth_rev = authz::check_txn(&self.b, &c, request.get_ref())?;
+        let w = authorize(WriteRequest::Txn(t), auth_rev, &c);
+        match propose_write(&self.b, w).await? {
             WriteResponse::Txn(resp) => {
                 let rev = resp.header_revision;
                 let mut out = convert::txn_to_pb(resp);

@@ -70,8 +70,21 @@ impl<B: Backend> Lease for LeaseService<B> {
         &self,
         request: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let c = super::authz::caller(&request);
         let req = convert::lease_revoke_from_pb(request.get_ref());
-        match propose_write(&self.b, WriteRequest::LeaseRevoke(req)).await? {
+        // etcd: revoking deletes the attached keys, so it needs WRITE on each of them.
+        let attached = self.b.lease_info(req.id, true).map_err(server_err)?.keys;
+        let accesses: Vec<super::authz::Access<'_>> = attached
+            .iter()
+            .map(|k| super::authz::Access {
+                key: k,
+                range_end: &[],
+                perm: quorum_mvcc::PermType::Write,
+            })
+            .collect();
+        let auth_rev = super::authz::check(&self.b, &c, &accesses)?;
+        let w = super::authz::authorize(WriteRequest::LeaseRevoke(req), auth_rev, &c);
+        match propose_write(&self.b, w).await? {
             WriteResponse::LeaseRevoke(r) => Ok(Response::new(pb::LeaseRevokeResponse {
                 header: Some(header(&self.b, r.header_revision)),
             })),

@@ -98,6 +98,7 @@ impl<B: Backend> Lock for LockService<B> {
         request: Request<lockpb::LockRequest>,
     ) -> Result<Response<lockpb::LockResponse>, Status> {
         let r = request.get_ref();
+        super::authz::check_coordination(&self.b, &super::authz::caller(&request), &r.name)?;
         let (key, rev) = acquire(&self.b, &r.name, r.lease).await?;
         Ok(Response::new(lockpb::LockResponse {
             header: Some(header(&self.b, rev)),
@@ -109,6 +110,11 @@ impl<B: Backend> Lock for LockService<B> {
         &self,
         request: Request<lockpb::UnlockRequest>,
     ) -> Result<Response<lockpb::UnlockResponse>, Status> {
+        super::authz::check_key_write(
+            &self.b,
+            &super::authz::caller(&request),
+            &request.get_ref().key,
+        )?;
         let d = mvcc::DeleteRangeRequest {
             key: request.get_ref().key.to_vec(),
             range_end: Vec::new(),

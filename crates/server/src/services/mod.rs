@@ -15,9 +15,12 @@ use quorum_api::etcdserverpb::watch_server::WatchServer;
 use quorum_api::v3electionpb::election_server::ElectionServer;
 use quorum_api::v3lockpb::lock_server::LockServer;
 
+use std::sync::Arc;
+
 use crate::member::Member;
 
 pub mod auth;
+pub mod authz;
 pub mod backend;
 pub mod cluster;
 pub mod common;
@@ -61,22 +64,46 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
                 .max_encoding_message_size(max_out)
         };
     }
-    tonic::service::Routes::new(limits!(KvServer::new(kv::KvService::new(b.clone()))))
-        .add_service(limits!(WatchServer::new(watch::WatchService::new(
-            b.clone()
-        ))))
-        .add_service(limits!(LeaseServer::new(lease::LeaseService::new(
-            b.clone()
-        ))))
-        .add_service(limits!(ClusterServer::new(cluster::ClusterService::new(
-            b.clone()
-        ))))
-        .add_service(limits!(MaintenanceServer::new(
+    // One gate per member: its tokens are local, as etcd's simple tokens.
+    let gate = Arc::new(authz::AuthGate::new(
+        b.store().clone(),
+        authz::DEFAULT_TOKEN_TTL,
+    ));
+    tonic::service::Routes::new(authz::Gated::new(
+        limits!(KvServer::new(kv::KvService::new(b.clone()))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(WatchServer::new(watch::WatchService::new(b.clone()))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(LeaseServer::new(lease::LeaseService::new(b.clone()))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(ClusterServer::new(cluster::ClusterService::new(b.clone()))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(MaintenanceServer::new(
             maintenance::MaintenanceService::new(b.clone())
-        )))
-        .add_service(limits!(AuthServer::new(auth::AuthService::new(b.clone()))))
-        .add_service(limits!(LockServer::new(lock::LockService::new(b.clone()))))
-        .add_service(limits!(ElectionServer::new(
-            election::ElectionService::new(b)
-        )))
+        )),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(AuthServer::new(auth::AuthService::new(
+            b.clone(),
+            gate.clone()
+        ))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(LockServer::new(lock::LockService::new(b.clone()))),
+        gate.clone(),
+    ))
+    .add_service(authz::Gated::new(
+        limits!(ElectionServer::new(election::ElectionService::new(b))),
+        gate,
+    ))
 }

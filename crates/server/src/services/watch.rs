@@ -67,11 +67,13 @@ impl<B: Backend> Watch for WatchService<B> {
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         ensure_syncer(self.b.store());
+        let who = super::authz::caller(&request);
         let inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel(OUT_BUFFER);
         let b = self.b.clone();
         tokio::spawn(async move {
             let mut s = StreamTask::new(b, out_tx);
+            s.caller = who;
             s.run(inbound).await;
             s.close();
         });
@@ -98,6 +100,8 @@ struct StreamTask<B: Backend> {
     by_store: HashMap<WatchId, i64>,
     /// Next candidate for a server-chosen id.
     next_id: i64,
+    /// Who opened the stream (auth): every watch created on it is checked for them.
+    caller: super::authz::Caller,
 }
 
 /// Whether the stream goes on.
@@ -117,6 +121,7 @@ impl<B: Backend> StreamTask<B> {
             watches: BTreeMap::new(),
             by_store: HashMap::new(),
             next_id: 0,
+            caller: super::authz::Caller::default(),
         }
     }
 
@@ -195,6 +200,17 @@ impl<B: Backend> StreamTask<B> {
             && c.key.as_ref() >= c.range_end.as_ref()
         {
             let r = reject(requested, EMPTY_RANGE.to_string(), self.current_header());
+            return self.send(r).await;
+        }
+        // etcd's isWatchPermitted: READ on the watched range, else a canceled creation with
+        // the invalid watch id -1.
+        let access = super::authz::Access {
+            key: &c.key,
+            range_end: &c.range_end,
+            perm: quorum_mvcc::PermType::Read,
+        };
+        if let Err(e) = super::authz::check(&self.b, &self.caller, &[access]) {
+            let r = reject(-1, e.message().to_string(), self.current_header());
             return self.send(r).await;
         }
         if requested != 0 && self.watches.contains_key(&requested) {
