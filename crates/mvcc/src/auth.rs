@@ -179,6 +179,28 @@ pub enum AuthRequest {
         /// End of the permission's range.
         range_end: Vec<u8>,
     },
+    /// Authenticate: the proposing member verified the password and made `token`; every
+    /// member records it (as etcd assigns simple tokens at apply), so a client may use it
+    /// with any member. Changes no replicated state and no revision.
+    Authenticate {
+        /// User.
+        name: String,
+        /// The simple token.
+        token: String,
+    },
+}
+
+/// Most tokens assigned by applied `Authenticate` requests waiting to be taken by the server
+/// ([`crate::Store::take_assigned_tokens`]); older ones are dropped past it.
+pub const MAX_PENDING_TOKENS: usize = 10_000;
+
+/// A token an applied `Authenticate` assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignedToken {
+    /// The token.
+    pub token: String,
+    /// Its user.
+    pub user: String,
 }
 
 /// The response to an [`AuthRequest`].
@@ -328,6 +350,16 @@ impl AuthState {
         changed: &mut Vec<Change>,
     ) -> Result<(), MvccError> {
         match req {
+            AuthRequest::Authenticate { name, .. } => {
+                if !self.enabled {
+                    return Err(MvccError::AuthNotEnabled);
+                }
+                if !self.users.contains_key(name) {
+                    return Err(MvccError::AuthFailed);
+                }
+                // Not a change of the auth state: no revision.
+                return Ok(());
+            }
             AuthRequest::Enable => {
                 if self.enabled {
                     return Ok(());

@@ -83,6 +83,8 @@ pub struct Store {
     count_cache: Mutex<CountCache>,
     /// The auth state as last committed (replaced, never mutated, by the apply path).
     auth: std::sync::RwLock<std::sync::Arc<crate::auth::AuthState>>,
+    /// Tokens assigned by applied `Authenticate` requests, until the server takes them.
+    assigned_tokens: Mutex<std::collections::VecDeque<crate::auth::AssignedToken>>,
 }
 
 /// With `durable == false`, every this many applied batches one is committed durably anyway.
@@ -151,6 +153,7 @@ impl Store {
             batches: AtomicU64::new(0),
             count_cache: Mutex::new(CountCache::default()),
             auth: std::sync::RwLock::new(std::sync::Arc::new(auth)),
+            assigned_tokens: Mutex::new(std::collections::VecDeque::new()),
         };
         store.update_usage()?;
         Ok(store)
@@ -179,7 +182,7 @@ impl Store {
         }
         let mut results = Vec::with_capacity(entries.len());
         let events_mode = lock(&self.hub).events_mode();
-        let (events, lease_changes, current, auth) = {
+        let (events, lease_changes, current, auth, tokens) = {
             let mut w = Writer::open(&txn, self.limits())?;
             w.events_mode = events_mode;
             w.auth = self.auth_state();
@@ -203,16 +206,27 @@ impl Store {
                 compact::step(&mut w, self.opts.compaction_batch)?;
             }
             let auth = w.auth_changed.then(|| w.auth.clone());
+            let tokens = std::mem::take(&mut w.tokens);
             (
                 std::mem::take(&mut w.events),
                 std::mem::take(&mut w.lease_changes),
                 w.current,
                 auth,
+                tokens,
             )
         };
         txn.commit()?;
         if let Some(auth) = auth {
             *self.auth.write().unwrap_or_else(PoisonError::into_inner) = auth;
+        }
+        if !tokens.is_empty() {
+            let mut q = lock(&self.assigned_tokens);
+            for t in tokens {
+                if q.len() >= crate::auth::MAX_PENDING_TOKENS {
+                    q.pop_front();
+                }
+                q.push_back(t);
+            }
         }
         if !lease_changes.is_empty() {
             let mut l = lock(&self.lessor);
@@ -235,6 +249,16 @@ impl Store {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Takes the tokens applied `Authenticate` requests assigned since the last call (at most
+    /// [`crate::auth::MAX_PENDING_TOKENS`]; the server keeps them with their TTL).
+    pub fn take_assigned_tokens(&self) -> Vec<crate::auth::AssignedToken> {
+        let mut q = lock(&self.assigned_tokens);
+        if q.is_empty() {
+            return Vec::new();
+        }
+        q.drain(..).collect()
     }
 
     /// Makes everything applied so far durable (an empty durable commit); useful with

@@ -55,6 +55,8 @@ pub(crate) struct Writer<'t> {
     pub auth: std::sync::Arc<crate::auth::AuthState>,
     /// Whether `auth` changed in this batch (the store publishes it after the commit).
     pub auth_changed: bool,
+    /// Tokens assigned by `Authenticate` requests of this batch.
+    pub tokens: Vec<crate::auth::AssignedToken>,
     /// Current revision (last completed write).
     pub current: u64,
     /// Logical compaction revision.
@@ -93,6 +95,7 @@ impl<'t> Writer<'t> {
             auth_table: txn.open_table(AUTH)?,
             auth: std::sync::Arc::new(crate::auth::AuthState::default()),
             auth_changed: false,
+            tokens: Vec::new(),
             current,
             compact,
             sub: 0,
@@ -231,6 +234,12 @@ impl<'t> Writer<'t> {
         let mut next = (*self.auth).clone();
         let mut changed = Vec::new();
         next.apply(r, &mut changed)?;
+        if let crate::auth::AuthRequest::Authenticate { name, token } = r {
+            self.tokens.push(crate::auth::AssignedToken {
+                token: token.clone(),
+                user: name.clone(),
+            });
+        }
         if next.revision() != before {
             debug_assert_eq!(next.revision(), before + 1, "one revision per change");
             crate::auth::persist(&mut self.auth_table, &next, &changed)?;

@@ -63,6 +63,13 @@ pub fn auth_to_internal(a: &AuthRequest, req: &mut InternalRaftRequest) {
                 perm: Some(permission_to_pb(perm)),
             })
         }
+        AuthRequest::Authenticate { name, token } => {
+            req.authenticate = Some(quorum_api::internal::InternalAuthenticateRequest {
+                name: name.clone(),
+                password: String::new(),
+                simple_token: token.clone(),
+            })
+        }
         AuthRequest::RoleRevokePermission {
             role,
             key,
@@ -85,6 +92,15 @@ pub fn auth_from_internal(req: &InternalRaftRequest) -> Result<AuthRequest> {
     }
     if req.auth_disable.is_some() {
         return Ok(AuthRequest::Disable);
+    }
+    if let Some(r) = &req.authenticate {
+        if r.simple_token.is_empty() {
+            return Err(ConvertError::MissingRequest("Authenticate token"));
+        }
+        return Ok(AuthRequest::Authenticate {
+            name: r.name.clone(),
+            token: r.simple_token.clone(),
+        });
     }
     if let Some(r) = &req.auth_user_add {
         let no_password = r.options.as_ref().is_some_and(|o| o.no_password);
@@ -208,6 +224,10 @@ mod tests {
                 role: "r".into(),
             },
             AuthRequest::RoleAdd { name: "r".into() },
+            AuthRequest::Authenticate {
+                name: "u".into(),
+                token: "abc.1".into(),
+            },
             AuthRequest::RoleDelete { role: "r".into() },
             AuthRequest::RoleGrantPermission {
                 name: "r".into(),

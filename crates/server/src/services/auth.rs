@@ -4,8 +4,8 @@
 //! `InternalRaftRequest` auth fields and applied by the store ([`quorum_mvcc::auth`]); the
 //! password is hashed here with bcrypt (etcd's cost 10) before proposing, so only the hash
 //! enters the log. Reads (status, get, list) are served from the local auth state after a read
-//! barrier. `Authenticate` verifies the password locally and issues a simple token held by
-//! this member ([`AuthGate`]).
+//! barrier. `Authenticate` verifies the password locally, then proposes the simple token it
+//! made so that every member assigns it ([`AuthGate`]).
 //!
 //! Every call but `Authenticate` needs root once auth is enabled, except as etcd allows a user
 //! to get itself, change its own password and get a role it holds.
@@ -32,14 +32,13 @@ pub const MAX_PASSWORD_BYTES: usize = 72;
 #[derive(Clone)]
 pub struct AuthService<B: Backend> {
     b: B,
-    gate: Arc<AuthGate>,
 }
 
 impl<B: Backend> AuthService<B> {
-    /// The service over `b`, issuing tokens through `gate` (the gate every service of the
-    /// member is behind).
-    pub fn new(b: B, gate: Arc<AuthGate>) -> Self {
-        AuthService { b, gate }
+    /// The service over `b`. Tokens it assigns reach the member's [`AuthGate`] through the
+    /// store.
+    pub fn new(b: B) -> Self {
+        AuthService { b }
     }
 
     /// Root check (any caller while auth is disabled); the auth revision it saw.
@@ -156,7 +155,7 @@ impl<B: Backend> Auth for AuthService<B> {
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let r = request.into_inner();
-        let (state, header) = self.read().await?;
+        let (state, _) = self.read().await?;
         if !state.enabled() {
             return Err(err(MvccError::AuthNotEnabled));
         }
@@ -167,7 +166,17 @@ impl<B: Backend> Auth for AuthService<B> {
         if !verify_password(r.password, hash).await {
             return Err(err(MvccError::AuthFailed));
         }
-        let token = self.gate.issue(&state, &r.name);
+        // Assigned through the log so that every member knows it (etcd does the same); only
+        // the token, never the password, enters the log.
+        let token = AuthGate::new_token(&state);
+        let w = WriteRequest::Auth(AuthRequest::Authenticate {
+            name: r.name,
+            token: token.clone(),
+        });
+        let header = match propose_write(&self.b, w).await? {
+            WriteResponse::Auth(a) => header(&self.b, a.header_revision),
+            _ => return Err(unexpected("Authenticate")),
+        };
         Ok(Response::new(pb::AuthenticateResponse {
             header: Some(header),
             token,
@@ -336,8 +345,7 @@ impl<B: Backend> Auth for AuthService<B> {
         let c = caller(&request);
         let role = request.into_inner().role;
         self.admin_or(&c, |st, u| {
-            st.user(u)
-                .is_some_and(|u| u.roles.contains(&role))
+            st.user(u).is_some_and(|u| u.roles.contains(&role))
         })?;
         let (state, header) = self.read().await?;
         let r = state

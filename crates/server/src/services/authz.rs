@@ -1,7 +1,8 @@
 //! Authentication and authorization of client calls, as etcd 3.5 does them.
 //!
 //! * [`AuthGate`]: this member's simple tokens (etcd's default `--auth-token simple`: random,
-//!   held by the member that issued them, expiring after `--auth-token-ttl` without use) and the
+//!   assigned on every member when the `Authenticate` request is applied, as etcd does, each
+//!   member expiring them after `--auth-token-ttl` without use) and the
 //!   per-call admission: [`Gated`] wraps every gRPC service, reads the `token` metadata, answers
 //!   `etcdserver: invalid auth token` for an unknown one, refuses the administrator-only
 //!   Cluster/Maintenance calls to non-root users, and hands the services the [`Caller`].
@@ -82,9 +83,9 @@ impl AuthGate {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Issues a token for `user` (whose password was verified against `state`). Format as
-    /// etcd's simple tokens: 16 random letters, a dot, a sequence number.
-    pub fn issue(&self, state: &AuthState, user: &str) -> String {
+    /// A fresh token to propose with `Authenticate`. Format as etcd's simple tokens: 16
+    /// random letters, a dot, a number (here the auth revision).
+    pub fn new_token(state: &AuthState) -> String {
         let mut bytes = [0u8; TOKEN_CHARS];
         rand::fill(&mut bytes);
         const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -92,38 +93,49 @@ impl AuthGate {
             .iter()
             .map(|b| LETTERS[usize::from(*b) % LETTERS.len()] as char)
             .collect();
-        let now = Instant::now();
-        let mut tokens = self.tokens();
-        if tokens.len() >= MAX_TOKENS {
-            tokens.retain(|_, e| e.expires > now);
-            while tokens.len() >= MAX_TOKENS {
-                let oldest = tokens
-                    .iter()
-                    .min_by_key(|(_, e)| e.expires)
-                    .map(|(k, _)| k.clone());
-                match oldest {
-                    Some(k) => tokens.remove(&k),
-                    None => break,
-                };
-            }
+        format!("{random}.{}", state.revision())
+    }
+
+    /// Takes the tokens applied `Authenticate` requests assigned (on any member: tokens are
+    /// assigned through the log, as etcd does, so a client may use any member) into the
+    /// table, each living `ttl` from now.
+    fn collect_assigned(&self, state: &AuthState, tokens: &mut HashMap<String, TokenEntry>) {
+        let assigned = self.store.take_assigned_tokens();
+        if assigned.is_empty() {
+            return;
         }
-        let token = format!("{random}.{}", state.revision());
-        tokens.insert(
-            token.clone(),
-            TokenEntry {
-                user: user.to_string(),
-                password_hash: state.user(user).and_then(|u| u.password_hash.clone()),
-                expires: now + self.ttl,
-            },
-        );
+        let now = Instant::now();
+        for t in assigned {
+            if tokens.len() >= MAX_TOKENS {
+                tokens.retain(|_, e| e.expires > now);
+                while tokens.len() >= MAX_TOKENS {
+                    let oldest = tokens
+                        .iter()
+                        .min_by_key(|(_, e)| e.expires)
+                        .map(|(k, _)| k.clone());
+                    match oldest {
+                        Some(k) => tokens.remove(&k),
+                        None => break,
+                    };
+                }
+            }
+            tokens.insert(
+                t.token,
+                TokenEntry {
+                    password_hash: state.user(&t.user).and_then(|u| u.password_hash.clone()),
+                    user: t.user,
+                    expires: now + self.ttl,
+                },
+            );
+        }
         debug_assert!(tokens.len() <= MAX_TOKENS);
-        token
     }
 
     /// The user a token stands for (renewing its TTL), or `InvalidAuthToken`.
     fn resolve(&self, state: &AuthState, token: &str) -> Result<String, MvccError> {
         let now = Instant::now();
         let mut tokens = self.tokens();
+        self.collect_assigned(state, &mut tokens);
         let valid = match tokens.get_mut(token) {
             Some(e) if e.expires > now => {
                 let same_user = state
@@ -160,6 +172,7 @@ impl AuthGate {
             if !tokens.is_empty() {
                 tokens.clear();
             }
+            drop(self.store.take_assigned_tokens());
             return Ok(Caller::default());
         }
         let user = match token {
@@ -473,6 +486,21 @@ mod tests {
     use super::*;
     use quorum_mvcc::{AuthRequest, Store};
 
+    fn assign(store: &Store, index: u64, user: &str) -> String {
+        let token = AuthGate::new_token(&store.auth_state());
+        let out = store
+            .apply(&[(
+                index,
+                WriteRequest::Auth(AuthRequest::Authenticate {
+                    name: user.into(),
+                    token: token.clone(),
+                }),
+            )])
+            .unwrap();
+        assert!(matches!(out[0], Some(Ok(_))), "{out:?}");
+        token
+    }
+
     fn store_with_root_enabled() -> (tempfile::TempDir, Arc<Store>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db"), Default::default()).unwrap());
@@ -505,7 +533,7 @@ mod tests {
         let (_d, store) = store_with_root_enabled();
         let gate = AuthGate::new(store.clone(), Duration::from_millis(200));
         let st = store.auth_state();
-        let t = gate.issue(&st, "alice");
+        let t = assign(&store, 5, "alice");
         let (rand, seq) = t.split_once('.').unwrap();
         assert_eq!(rand.len(), TOKEN_CHARS);
         assert_eq!(seq, st.revision().to_string());
@@ -528,7 +556,7 @@ mod tests {
             .admit("/etcdserverpb.Maintenance/Snapshot", Some(t.as_bytes()))
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
-        let root = gate.issue(&st, "root");
+        let root = assign(&store, 6, "root");
         assert!(gate
             .admit("/etcdserverpb.Cluster/MemberAdd", Some(root.as_bytes()))
             .is_ok());

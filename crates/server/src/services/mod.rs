@@ -92,10 +92,7 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
         gate.clone(),
     ))
     .add_service(authz::Gated::new(
-        limits!(AuthServer::new(auth::AuthService::new(
-            b.clone(),
-            gate.clone()
-        ))),
+        limits!(AuthServer::new(auth::AuthService::new(b.clone()))),
         gate.clone(),
     ))
     .add_service(authz::Gated::new(
