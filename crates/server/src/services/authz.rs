@@ -62,11 +62,18 @@ struct TokenEntry {
     expires: Instant,
 }
 
+/// Waits until this member has applied everything committed (a read barrier).
+pub type Barrier =
+    Arc<dyn Fn() -> tonic::codegen::BoxFuture<(), crate::error::ServerError> + Send + Sync>;
+
 /// This member's simple tokens and the auth state they are checked against.
 pub struct AuthGate {
     store: Arc<quorum_mvcc::Store>,
     ttl: Duration,
     tokens: Mutex<HashMap<String, TokenEntry>>,
+    /// Run before refusing an unknown token: the `Authenticate` entry that assigned it may be
+    /// committed but not yet applied here (the client got it from a faster member).
+    barrier: Option<Barrier>,
 }
 
 impl AuthGate {
@@ -76,7 +83,14 @@ impl AuthGate {
             store,
             ttl,
             tokens: Mutex::new(HashMap::new()),
+            barrier: None,
         }
+    }
+
+    /// The gate, waiting for `barrier` before it refuses an unknown token.
+    pub fn with_barrier(mut self, barrier: Barrier) -> Self {
+        self.barrier = Some(barrier);
+        self
     }
 
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, TokenEntry>> {
@@ -232,11 +246,14 @@ impl<S: NamedService> NamedService for Gated<S> {
 impl<S, B> tonic::codegen::Service<http::Request<B>> for Gated<S>
 where
     S: tonic::codegen::Service<
-        http::Request<B>,
-        Response = http::Response<tonic::body::Body>,
-        Error = Infallible,
-    >,
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -247,13 +264,34 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let token = req.headers().get(TOKEN_METADATA).map(|v| v.as_bytes());
-        match self.gate.admit(req.uri().path(), token) {
+        let token = req
+            .headers()
+            .get(TOKEN_METADATA)
+            .map(|v| v.as_bytes().to_vec());
+        match self.gate.admit(req.uri().path(), token.as_deref()) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(req))
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+            Err(status) => match (&self.gate.barrier, status.code()) {
+                (Some(barrier), tonic::Code::Unauthenticated) => {
+                    // Retry once after catching up with the log (see `AuthGate::barrier`).
+                    let barrier = barrier.clone();
+                    let gate = self.gate.clone();
+                    let clone = self.inner.clone();
+                    let mut inner = std::mem::replace(&mut self.inner, clone);
+                    Box::pin(async move {
+                        if barrier().await.is_ok() {
+                            if let Ok(caller) = gate.admit(req.uri().path(), token.as_deref()) {
+                                req.extensions_mut().insert(caller);
+                                return inner.call(req).await;
+                            }
+                        }
+                        Ok(status.into_http())
+                    })
+                }
+                _ => Box::pin(async move { Ok(status.into_http()) }),
+            },
         }
     }
 }

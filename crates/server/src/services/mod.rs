@@ -65,10 +65,14 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
         };
     }
     // One gate per member: its tokens are local, as etcd's simple tokens.
-    let gate = Arc::new(authz::AuthGate::new(
-        b.store().clone(),
-        authz::DEFAULT_TOKEN_TTL,
-    ));
+    let barrier_backend = b.clone();
+    let barrier: authz::Barrier = Arc::new(move || {
+        let b = barrier_backend.clone();
+        Box::pin(async move { b.read_barrier().await })
+    });
+    let gate = Arc::new(
+        authz::AuthGate::new(b.store().clone(), authz::DEFAULT_TOKEN_TTL).with_barrier(barrier),
+    );
     tonic::service::Routes::new(authz::Gated::new(
         limits!(KvServer::new(kv::KvService::new(b.clone()))),
         gate.clone(),
