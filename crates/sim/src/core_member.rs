@@ -9,15 +9,20 @@
 //!   incarnation, so an entry proposed before a crash is never taken for a newer request.
 //! - **Reads** (get, read-all) take a ReadIndex round (`Input::ReadIndex`), then read the store
 //!   with `store.range` once the core releases them (`Output::ReadReady`).
-//! - **Disk**: the core writes and fsyncs the WAL synchronously in `process`, so there is no
-//!   simulated fsync delay. A crash drops the core and the store handle, loses the WAL's unsynced
-//!   bytes (tearing the last write half the time), and reopens both. The store is **not** rolled
+//! - **Disk**: half the members (drawn per member from the seed) run the core's synchronous
+//!   persistence (the WAL is written and fsynced inside `process`); the other half run the
+//!   asynchronous mode the server runs: `process` only writes, the fsync the core asks for
+//!   ([`Core::take_sync_request`]) completes at a random later step and is fed back as
+//!   `Input::Synced`, so replication, acknowledgements and apply interleave with pending
+//!   fsyncs as on the server's sync thread. A crash drops the core and the store handle, loses
+//!   the WAL's unsynced bytes (tearing the last write half the time), and reopens both. The store is **not** rolled
 //!   back: the core applies only entries that are durable in its WAL and committed, so the store
 //!   is at most ahead of the WAL's recorded commit index by committed entries, which recovery
 //!   skips through the store's consistent index (a process crash; losing the store's unsynced
 //!   transactions as in a power loss is not modelled).
-//! - **Durable log view** for the checkers: `Core::log()` (the core writes and fsyncs each
-//!   Ready inside `process`, so its log is the durable one).
+//! - **Durable log view** for the checkers: `Core::log()` (in the synchronous mode its log is
+//!   the durable one; in the asynchronous mode it may also hold written entries whose fsync is
+//!   pending, which a crash then takes away again — checks made after the crash see that).
 //! - **Initial state** (the bank's balances): every member's WAL is bootstrapped with the same
 //!   committed entry 1 (term 1), a transaction that writes it, as etcd bootstraps its first
 //!   entries; the core applies it like any entry.
@@ -154,6 +159,14 @@ pub struct CoreMember {
     fake_keepalives: bool,
     /// The first watch-guarantee violation seen.
     watch_violation: Option<String>,
+    /// Asynchronous persistence, as the server runs the core: fsyncs happen later (at a
+    /// random later step, as the server's sync thread), with Raft working meanwhile.
+    async_persist: bool,
+    /// Decides when a requested fsync completes (its own stream, so that runs of the
+    /// synchronous mode draw what they drew before).
+    sync_rng: SimRng,
+    /// The highest WAL write ticket the core asked to make durable and not yet synced.
+    sync_wanted: u64,
 }
 
 impl CoreMember {
@@ -186,6 +199,10 @@ impl CoreMember {
         snapshot_every: (u64, u64),
     ) -> Result<Self, String> {
         let mut rng = SimRng::new(seed);
+        // Half the members persist asynchronously (as the server does), half synchronously
+        // (the core's default), drawn from the seed without touching the main stream.
+        let mut sync_rng = SimRng::new(seed ^ 0x5359_4e43_5359_4e43);
+        let async_persist = sync_rng.chance(0.5);
         let dir = tempfile::Builder::new()
             .prefix("quorum-sim-core")
             .tempdir()
@@ -219,6 +236,9 @@ impl CoreMember {
             local_reads: false,
             fake_keepalives: false,
             watch_violation: None,
+            async_persist,
+            sync_rng,
+            sync_wanted: 0,
         };
         m.start()?;
         Ok(m)
@@ -271,7 +291,9 @@ impl CoreMember {
                 .wrapping_add(self.incarnation << 32),
             max_batch: 64,
         };
-        let core = Core::new(cfg, log, Arc::new(store)).map_err(|e| e.to_string())?;
+        let mut core = Core::new(cfg, log, Arc::new(store)).map_err(|e| e.to_string())?;
+        core.set_async_persist(self.async_persist);
+        self.sync_wanted = 0;
         self.reported_applied = core.applied();
         self.core = Some(core);
         // A restart is not a deletion: the lease keys start from what the store holds.
@@ -830,11 +852,29 @@ impl Member for CoreMember {
         out.lease_replies.append(&mut self.early_lease_replies);
         out.notes.append(&mut self.notes);
         let Some(core) = &mut self.core else { return };
+        // Asynchronous persistence: the requested fsync completes at a random later step (the
+        // server's sync thread), then its completion is fed back as the server does.
+        if self.sync_wanted > 0 && self.sync_rng.chance(0.5) {
+            self.sync_wanted = 0;
+            match core.log().sync_handle().sync() {
+                Ok(ticket) => core.handle(CoreInput::Synced { ticket }, &mut self.collected),
+                Err(e) => {
+                    // A failed fsync is fatal in the server: the member stops.
+                    out.notes
+                        .push(format!("n{} WAL sync failed: {e}; restarting", self.id));
+                    self.crash_restart();
+                    return;
+                }
+            }
+        }
         if let Err(e) = core.process(&mut self.collected) {
             out.notes
                 .push(format!("n{} core stopped: {e}; restarting", self.id));
             self.crash_restart();
             return;
+        }
+        if let Some(ticket) = core.take_sync_request() {
+            self.sync_wanted = self.sync_wanted.max(ticket);
         }
         let applied = core.applied();
         let st = core.raft_status();
