@@ -292,6 +292,11 @@ impl<S: Storage> RawNode<S> {
         r.on_applied(bytes);
     }
 
+    /// The highest log index known committed (cheaper than [`RawNode::status`]).
+    pub fn commit_index(&self) -> u64 {
+        self.raft.raft_log.committed
+    }
+
     /// The member's state, for monitoring and tests.
     pub fn status(&self) -> Status {
         let r = &self.raft;

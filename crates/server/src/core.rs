@@ -254,6 +254,8 @@ pub struct Core<F: FileSystem> {
     /// ReadIndex rounds in flight: context → reads.
     /// (Ordered: failing them on a leader change must happen in the same order on every run.)
     reads_in_flight: BTreeMap<u64, Vec<Token>>,
+    /// Lease queries on the leader waiting for apply: commit index at arrival → queries.
+    lease_queries_waiting: BTreeMap<u64, Vec<(Token, i64, bool)>>,
     /// Reads that have a read index, waiting for apply: index → reads.
     reads_waiting_apply: BTreeMap<u64, Vec<Token>>,
     next_read_ctx: u64,
@@ -289,6 +291,10 @@ struct Unsynced {
 /// Written Readies that may wait for one fsync before new ones are refused a place: beyond it
 /// the core syncs inline (a stalled sync thread must not let the queue grow without bound).
 const MAX_UNSYNCED: usize = 4096;
+
+/// Lease queries that may wait on the leader for its apply to catch up; more are refused as
+/// too many requests.
+const MAX_WAITING_LEASE_QUERIES: usize = 65_536;
 
 /// Lease expiry work per tick, bounded so that a burst of expiries cannot stall the loop.
 const MAX_EXPIRED_PER_TICK: usize = 64;
@@ -359,6 +365,7 @@ impl<F: FileSystem> Core<F> {
             proposal_batch: Vec::new(),
             read_batch: Vec::new(),
             reads_in_flight: BTreeMap::new(),
+            lease_queries_waiting: BTreeMap::new(),
             reads_waiting_apply: BTreeMap::new(),
             next_read_ctx: 1,
             received_snapshots: BTreeMap::new(),
@@ -481,30 +488,8 @@ impl<F: FileSystem> Core<F> {
                 }
             }
             Input::ReadIndex { token } => self.read_batch.push(token),
-            Input::LeaseRenew { token, id } => {
-                let result = if self.is_leader {
-                    match self.store.lease_renew(id, self.now_ms) {
-                        Ok(ttl) => Ok(Some(ttl)),
-                        Err(MvccError::LeaseNotFound) => Ok(None),
-                        Err(MvccError::NotLeader) => Err(ServerError::NotLeader),
-                        Err(e) => Err(ServerError::Internal(e.to_string())),
-                    }
-                } else {
-                    Err(ServerError::NotLeader)
-                };
-                out.output(Output::LeaseTtl { token, result });
-            }
-            Input::LeaseRemaining { token, id } => {
-                let result = if self.is_leader {
-                    match self.store.lease_time_to_live(id, false, self.now_ms) {
-                        Ok(r) => Ok((r.ttl >= 0).then_some(r.ttl)),
-                        Err(e) => Err(ServerError::Internal(e.to_string())),
-                    }
-                } else {
-                    Err(ServerError::NotLeader)
-                };
-                out.output(Output::LeaseTtl { token, result });
-            }
+            Input::LeaseRenew { token, id } => self.lease_query(token, id, true, out),
+            Input::LeaseRemaining { token, id } => self.lease_query(token, id, false, out),
             Input::TransferLeader { token, to } => {
                 if !self.is_leader {
                     out.output(Output::Failed {
@@ -599,6 +584,77 @@ impl<F: FileSystem> Core<F> {
             return Err(ServerError::LearnerNotReady);
         }
         Ok(())
+    }
+
+    /// A keep-alive (`renew`) or remaining-TTL query, answered by the leader's lessor. The
+    /// leader answers only once it has applied everything committed when the query arrived:
+    /// a lease granted (or revoked) by a committed entry that another member already applied
+    /// and reported to its client must be seen here too (with asynchronous persistence a
+    /// leader may apply after its followers).
+    fn lease_query(&mut self, token: Token, id: i64, renew: bool, out: &mut dyn Outbox) {
+        if !self.is_leader {
+            out.output(Output::LeaseTtl {
+                token,
+                result: Err(ServerError::NotLeader),
+            });
+            return;
+        }
+        let commit = self.raft.commit_index();
+        if self.applied < commit {
+            if self.lease_queries_waiting.len() >= MAX_WAITING_LEASE_QUERIES {
+                out.output(Output::LeaseTtl {
+                    token,
+                    result: Err(ServerError::TooManyRequests),
+                });
+                return;
+            }
+            self.lease_queries_waiting
+                .entry(commit)
+                .or_default()
+                .push((token, id, renew));
+            return;
+        }
+        self.answer_lease_query(token, id, renew, out);
+    }
+
+    /// Answers a lease query from the leader's lessor (or refuses it off the leadership).
+    fn answer_lease_query(&mut self, token: Token, id: i64, renew: bool, out: &mut dyn Outbox) {
+        if !self.is_leader {
+            out.output(Output::LeaseTtl {
+                token,
+                result: Err(ServerError::NotLeader),
+            });
+            return;
+        }
+        let result = if renew {
+            match self.store.lease_renew(id, self.now_ms) {
+                Ok(ttl) => Ok(Some(ttl)),
+                Err(MvccError::LeaseNotFound) => Ok(None),
+                Err(MvccError::NotLeader) => Err(ServerError::NotLeader),
+                Err(e) => Err(ServerError::Internal(e.to_string())),
+            }
+        } else {
+            match self.store.lease_time_to_live(id, false, self.now_ms) {
+                Ok(r) => Ok((r.ttl >= 0).then_some(r.ttl)),
+                Err(e) => Err(ServerError::Internal(e.to_string())),
+            }
+        };
+        out.output(Output::LeaseTtl { token, result });
+    }
+
+    /// Answers the lease queries whose commit index is now applied (or, off the leadership,
+    /// refuses them all: the shell forwards them to the new leader).
+    fn release_lease_queries(&mut self, out: &mut dyn Outbox) {
+        while let Some((&index, _)) = self.lease_queries_waiting.first_key_value() {
+            if self.is_leader && index > self.applied {
+                break;
+            }
+            if let Some((_, queries)) = self.lease_queries_waiting.pop_first() {
+                for (token, id, renew) in queries {
+                    self.answer_lease_query(token, id, renew, out);
+                }
+            }
+        }
     }
 
     fn election_ms(&self) -> u64 {
@@ -787,6 +843,7 @@ impl<F: FileSystem> Core<F> {
             }
         }
         self.release_reads(out);
+        self.release_lease_queries(out);
         if inline {
             self.raft.advance();
         } else {
@@ -849,6 +906,7 @@ impl<F: FileSystem> Core<F> {
             }
         } else if !self.is_leader && was_leader {
             self.store.lease_demote();
+            self.release_lease_queries(out);
         }
     }
 

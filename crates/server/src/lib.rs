@@ -24,4 +24,8 @@ pub mod transport;
 pub mod wire;
 
 #[cfg(test)]
+mod core_test_util;
+#[cfg(test)]
+mod lease_core_tests;
+#[cfg(test)]
 mod membership_core_tests;

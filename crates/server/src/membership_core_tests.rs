@@ -2,12 +2,10 @@
 //! applied to the registry and to Raft's configuration together, reported to the outbox, and a
 //! restart replays nothing twice.
 
-use std::sync::Arc;
-
 use quorum_raft::{Message, NodeId};
-use quorum_storage::{Identity, LogStore, RealFs, WalOptions};
+use quorum_storage::RealFs;
 
-use crate::core::{Core, CoreConfig, Input, Outbox, Output};
+use crate::core::{Core, Input, Outbox, Output};
 use crate::error::ServerError;
 use crate::member::MemberInfo;
 use crate::membership::{MemberChange, Op, Registry};
@@ -44,35 +42,7 @@ fn member(id: NodeId, url: &str, learner: bool) -> MemberInfo {
 }
 
 fn open(dir: &std::path::Path, registry: Registry) -> Core<RealFs> {
-    let identity = Identity {
-        cluster_id: 7,
-        member_id: 1,
-    };
-    let (mut log, _) =
-        LogStore::open(RealFs, dir.join("wal"), identity, WalOptions::default()).unwrap();
-    if log.conf_state().voters.is_empty() && log.last_index() == 0 {
-        log.set_conf_state(quorum_raft::ConfState {
-            voters: vec![1],
-            ..Default::default()
-        })
-        .unwrap();
-        log.sync().unwrap();
-    }
-    let store = quorum_mvcc::Store::open(dir.join("db"), Default::default()).unwrap();
-    let cfg = CoreConfig {
-        member_id: 1,
-        group_id: 1,
-        election_tick: 2,
-        heartbeat_tick: 1,
-        tick_ms: 10,
-        snapshot_count: 1_000_000,
-        snapshot_catchup_entries: 0,
-        seed: 1,
-        max_batch: 64,
-    };
-    Core::new(cfg, log, Arc::new(store))
-        .unwrap()
-        .with_registry(registry)
+    crate::core_test_util::open_core(dir, &[1]).with_registry(registry)
 }
 
 fn run(core: &mut Core<RealFs>, out: &mut Collect, input: Option<Input>, ticks: u64) {
