@@ -303,15 +303,3 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         (n == name).then(|| v.trim().parse().ok()).flatten()
     })
 }
-
-/// True when `etcdctl` (v3 API) is installed: the etcdctl tests skip themselves otherwise.
-pub fn have_etcdctl() -> bool {
-    std::process::Command::new("etcdctl")
-        .arg("version")
-        .env("ETCDCTL_API", "3")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
