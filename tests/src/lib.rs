@@ -58,10 +58,34 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-/// A free loopback port (bound and released; the tiny race is acceptable in tests).
+/// A free loopback port for a test member, never the same twice within this process.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on Linux), so that an
+/// outgoing connection made meanwhile cannot take a port between this check and the member's
+/// own bind, and a process-wide set makes sure two members of one test (or two tests running
+/// in parallel threads) never get the same port. The start point depends on the process id,
+/// so test binaries running one after another spread over the range.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
-    l.local_addr().expect("local addr").port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static HANDED_OUT: Mutex<Option<(u32, HashSet<u16>)>> = Mutex::new(None);
+    let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let (next, handed) =
+        guard.get_or_insert_with(|| ((std::process::id() * 7919) % SPAN, HashSet::new()));
+    for _ in 0..SPAN {
+        let port = (FIRST + *next % SPAN) as u16;
+        *next = next.wrapping_add(1);
+        if handed.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + SPAN);
 }
 
 impl Cluster {

@@ -171,6 +171,26 @@ async fn add_learner_catch_up_promote_then_remove_the_leader() {
         cluster.log(j)
     );
 
+    // A learner serves serializable reads and Status only, as etcd: everything else is
+    // "rpc not supported for learner" (Unavailable, so clients try another endpoint).
+    let e = cn
+        .put("k-learner", "v", None)
+        .await
+        .expect_err("put on a learner");
+    assert_eq!(message(&e), "etcdserver: rpc not supported for learner");
+    let e = cn
+        .get("k000", None)
+        .await
+        .expect_err("linearizable read on a learner");
+    assert_eq!(message(&e), "etcdserver: rpc not supported for learner");
+    let e = cn
+        .member_list()
+        .await
+        .expect_err("member list on a learner");
+    assert_eq!(message(&e), "etcdserver: rpc not supported for learner");
+    let st = cn.status().await.expect("status on a learner");
+    assert!(st.is_learner());
+
     // Promote it through a follower (it forwards to the leader, which knows whether the
     // learner is in sync).
     let follower = (0..3).find(|&i| i != leader).unwrap();

@@ -17,10 +17,11 @@ use crate::write::{
 };
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    WriteTransaction,
 };
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::mpsc::Sender;
 
@@ -39,7 +40,9 @@ pub struct StoreOptions {
     /// [`Store::run_compaction`]).
     pub compaction_batch: usize,
     /// fsync every applied batch. When false, a crash may lose the latest batches; the
-    /// consistent index rolls back with them, so replaying the Raft log repairs it.
+    /// consistent index rolls back with them, so replaying the Raft log repairs it. Also, when
+    /// false, applied batches are gathered in one open engine transaction and committed
+    /// together (see [`Store::commit_pending`]): readers still see every applied write.
     pub durable: bool,
     /// Interval before the lessor reports an expired lease again (etcd: 3 s).
     pub lease_retry_ms: u64,
@@ -69,17 +72,51 @@ pub type ApplyOutcome = Option<Result<WriteResponse, MvccError>>;
 /// Fixed per-key overhead counted by the quota (etcd counts key + value + a small header).
 const QUOTA_KV_OVERHEAD: u64 = 64;
 
+/// Applied batches gathered in one open engine transaction (non-durable mode only).
+///
+/// Invariant: everything applied is in the database's committed state or in this
+/// transaction, and [`Store::dirty`] is true while it exists; a reader that must see every
+/// applied write commits it first ([`Store::read_txn`]).
+struct Pending {
+    txn: WriteTransaction,
+    batches: u64,
+    entries: u64,
+}
+
+/// Applied batches kept in the open transaction before it is committed anyway (etcd's bbolt
+/// batch limit is 10,000 writes; its interval, 100 ms, is the caller's [`Store::commit_pending`]).
+const MAX_PENDING_ENTRIES: u64 = 10_000;
+/// Applied batches kept in the open transaction before it is committed anyway.
+const MAX_PENDING_BATCHES: u64 = 1_000;
+
 /// etcd's v3 store on redb. `Sync`: reads run concurrently with applies on redb read
 /// transactions; applies, compaction steps and imports are serialised.
+///
+/// In non-durable mode, applies go into one engine transaction kept open across batches
+/// (one copy-on-write commit per many batches instead of one per batch, as etcd's batched
+/// bbolt transactions): a reader that needs the applied state commits it first, the caller
+/// commits it periodically ([`Store::commit_pending`]), and it is committed by itself once it
+/// holds [`MAX_PENDING_ENTRIES`] entries.
 pub struct Store {
     db: Database,
     path: PathBuf,
     opts: StoreOptions,
-    write: Mutex<()>,
+    /// Serialises writers; holds the open transaction of applied batches, if any.
+    write: Mutex<Option<Pending>>,
+    /// True while [`Store::write`] holds a [`Pending`] transaction (read without the lock).
+    dirty: AtomicBool,
+    /// Set when a commit failed: the applied state is then lost, every later write fails.
+    failed: Mutex<Option<String>>,
+    /// Revision counters and consistent index as of the last applied batch.
+    current_rev: AtomicU64,
+    compact_rev: AtomicU64,
+    applied_index: AtomicU64,
+    /// Active alarms as of the last applied batch (read by the quota check of every write).
+    alarm_cache: std::sync::RwLock<std::sync::Arc<Vec<AlarmMember>>>,
     hub: Mutex<WatchHub>,
     lessor: Mutex<Lessor>,
     in_use: AtomicU64,
-    batches: AtomicU64,
+    commits: AtomicU64,
     count_cache: Mutex<CountCache>,
     /// The auth state as last committed (replaced, never mutated, by the apply path).
     auth: std::sync::RwLock<std::sync::Arc<crate::auth::AuthState>>,
@@ -87,8 +124,8 @@ pub struct Store {
     assigned_tokens: Mutex<std::collections::VecDeque<crate::auth::AssignedToken>>,
 }
 
-/// With `durable == false`, every this many applied batches one is committed durably anyway.
-const NON_DURABLE_SYNC_EVERY: u64 = 128;
+/// With `durable == false`, every this many commits one is made durable anyway.
+const NON_DURABLE_SYNC_EVERY: u64 = 64;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -141,22 +178,120 @@ impl Store {
             txn.commit()?;
         }
         let auth = load_auth(&db)?;
-        let current = counters(&db.begin_read()?)?.0;
+        let (current, compact) = counters(&db.begin_read()?)?;
         let store = Store {
             db,
             path,
             hub: Mutex::new(WatchHub::new(current, opts.watch)),
             lessor: Mutex::new(Lessor::new(opts.lease_retry_ms)),
             opts,
-            write: Mutex::new(()),
+            write: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+            failed: Mutex::new(None),
+            current_rev: AtomicU64::new(current),
+            compact_rev: AtomicU64::new(compact),
+            applied_index: AtomicU64::new(0),
+            alarm_cache: std::sync::RwLock::new(std::sync::Arc::new(Vec::new())),
             in_use: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             count_cache: Mutex::new(CountCache::default()),
             auth: std::sync::RwLock::new(std::sync::Arc::new(auth)),
             assigned_tokens: Mutex::new(std::collections::VecDeque::new()),
         };
+        store.load_cached_state()?;
         store.update_usage()?;
         Ok(store)
+    }
+
+    /// Reloads the in-memory copies of committed state (counters, consistent index, alarms)
+    /// after open or a snapshot import.
+    fn load_cached_state(&self) -> Result<(), MvccError> {
+        let txn = self.db.begin_read()?;
+        let (current, compact) = counters(&txn)?;
+        let ci = meta_get(&txn.open_table(META)?, META_CONSISTENT_INDEX)?.unwrap_or(0);
+        self.current_rev.store(current, Ordering::Release);
+        self.compact_rev.store(compact, Ordering::Release);
+        self.applied_index.store(ci, Ordering::Release);
+        self.set_alarms(list_alarms(&txn.open_table(ALARM)?)?);
+        Ok(())
+    }
+
+    fn set_alarms(&self, alarms: Vec<AlarmMember>) {
+        let mut cache = self
+            .alarm_cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if **cache != alarms {
+            *cache = std::sync::Arc::new(alarms);
+        }
+    }
+
+    /// Fails if an earlier commit failed (the applied state it held is lost: the member must
+    /// restart and replay its log).
+    fn check_failed(&self) -> Result<(), MvccError> {
+        match &*lock(&self.failed) {
+            Some(e) => Err(MvccError::Storage(format!(
+                "an earlier commit of the store failed ({e}); restart to replay the log"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The open transaction of applied batches, or a new one. Call with the write lock held.
+    fn write_txn(&self, slot: &mut Option<Pending>) -> Result<Pending, MvccError> {
+        self.check_failed()?;
+        match slot.take() {
+            Some(p) => Ok(p),
+            None => Ok(Pending {
+                txn: self.db.begin_write()?,
+                batches: 0,
+                entries: 0,
+            }),
+        }
+    }
+
+    /// Commits `txn` (durably if the store is durable, or if `durable`, or every
+    /// [`NON_DURABLE_SYNC_EVERY`] commits: redb only recycles pages freed by non-durable
+    /// commits after a durable one). A failure poisons the store. Call with the write lock.
+    fn commit_txn(&self, mut txn: WriteTransaction, durable: bool) -> Result<(), MvccError> {
+        let commits = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if !durable && !self.opts.durable && !commits.is_multiple_of(NON_DURABLE_SYNC_EVERY) {
+            txn.set_durability(Durability::None)
+                .map_err(|e| MvccError::Storage(e.to_string()))?;
+        }
+        let result = txn.commit();
+        self.dirty.store(false, Ordering::Release);
+        if let Err(e) = result {
+            *lock(&self.failed) = Some(e.to_string());
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction of applied batches, if any, so that the engine's readers
+    /// see them. Call with the write lock held.
+    fn commit_pending_locked(&self, slot: &mut Option<Pending>) -> Result<(), MvccError> {
+        match slot.take() {
+            Some(p) => self.commit_txn(p.txn, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the applied batches still held in the open engine transaction (non-durable
+    /// mode), without an fsync. Readers commit it themselves when they need it; call this
+    /// periodically (etcd commits its batch every 100 ms) to bound the work a reader may find.
+    pub fn commit_pending(&self) -> Result<(), MvccError> {
+        if !self.dirty.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.commit_pending_locked(&mut lock(&self.write))
+    }
+
+    /// A read transaction that sees every applied write (commits the open transaction of
+    /// applied batches first, if there is one).
+    fn read_txn(&self) -> Result<ReadTransaction, MvccError> {
+        self.commit_pending()?;
+        Ok(self.db.begin_read()?)
     }
 
     fn limits(&self) -> ApplyLimits {
@@ -171,19 +306,14 @@ impl Store {
     /// (`None`). Request errors (etcd's) are per entry and leave no trace; an `Err` means the
     /// engine failed and nothing of the batch was committed.
     pub fn apply(&self, entries: &[(u64, WriteRequest)]) -> Result<Vec<ApplyOutcome>, MvccError> {
-        let _w = lock(&self.write);
-        let mut txn = self.db.begin_write()?;
-        let batches = self.batches.fetch_add(1, Ordering::Relaxed) + 1;
-        // Non-durable mode still commits durably now and then: redb only recycles pages freed
-        // by non-durable commits after a durable one.
-        if !self.opts.durable && !batches.is_multiple_of(NON_DURABLE_SYNC_EVERY) {
-            txn.set_durability(Durability::None)
-                .map_err(|e| MvccError::Storage(e.to_string()))?;
-        }
-        let mut results = Vec::with_capacity(entries.len());
+        // Lock order: `hub` before `write` (a watcher's catch-up commits the open transaction
+        // under the hub lock), so the hub is never locked while `write` is held here.
         let events_mode = lock(&self.hub).events_mode();
-        let (events, lease_changes, current, auth, tokens) = {
-            let mut w = Writer::open(&txn, self.limits())?;
+        let mut slot = lock(&self.write);
+        let mut pending = self.write_txn(&mut slot)?;
+        let mut results = Vec::with_capacity(entries.len());
+        let written = (|| {
+            let mut w = Writer::open(&pending.txn, self.limits())?;
             w.events_mode = events_mode;
             w.auth = self.auth_state();
             let mut ci = meta_get(&w.meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
@@ -193,9 +323,9 @@ impl Store {
                     continue;
                 }
                 let r = w.apply(*index, req);
-                if let Err(MvccError::Storage(_) | MvccError::CorruptData(_)) = &r {
+                if let Err(e @ (MvccError::Storage(_) | MvccError::CorruptData(_))) = r {
                     // The transaction may hold part of this request: abort the batch.
-                    return Err(r.err().unwrap_or(MvccError::Storage(String::new())));
+                    return Err(e);
                 }
                 results.push(Some(r));
                 ci = *index;
@@ -207,15 +337,46 @@ impl Store {
             }
             let auth = w.auth_changed.then(|| w.auth.clone());
             let tokens = std::mem::take(&mut w.tokens);
-            (
+            Ok((
                 std::mem::take(&mut w.events),
                 std::mem::take(&mut w.lease_changes),
                 w.current,
+                w.compact,
+                ci,
+                list_alarms(&w.alarm)?,
                 auth,
                 tokens,
-            )
+            ))
+        })();
+        let (events, lease_changes, current, compact, ci, alarms, auth, tokens) = match written {
+            Ok(w) => w,
+            Err(e) => {
+                // Dropping the transaction aborts it, and with it the earlier batches it
+                // held, which were answered as applied: only a restart (replaying the log)
+                // brings them back.
+                if pending.batches > 0 {
+                    *lock(&self.failed) = Some(e.to_string());
+                }
+                self.dirty.store(false, Ordering::Release);
+                return Err(e);
+            }
         };
-        txn.commit()?;
+        pending.batches += 1;
+        pending.entries += entries.len() as u64;
+        if self.opts.durable
+            || pending.batches >= MAX_PENDING_BATCHES
+            || pending.entries >= MAX_PENDING_ENTRIES
+        {
+            self.commit_txn(pending.txn, false)?;
+        } else {
+            *slot = Some(pending);
+            self.dirty.store(true, Ordering::Release);
+        }
+        self.current_rev.store(current, Ordering::Release);
+        self.compact_rev.store(compact, Ordering::Release);
+        self.applied_index.store(ci, Ordering::Release);
+        self.set_alarms(alarms);
+        drop(slot);
         if let Some(auth) = auth {
             *self.auth.write().unwrap_or_else(PoisonError::into_inner) = auth;
         }
@@ -264,54 +425,51 @@ impl Store {
     /// Makes everything applied so far durable (an empty durable commit); useful with
     /// `durable == false` before compacting the Raft log past [`Store::consistent_index`].
     pub fn flush(&self) -> Result<(), MvccError> {
-        let _w = lock(&self.write);
-        let txn = self.db.begin_write()?;
-        txn.commit()?;
-        Ok(())
+        let mut slot = lock(&self.write);
+        let pending = self.write_txn(&mut slot)?;
+        self.commit_txn(pending.txn, true)
     }
 
     /// Serves a range read from a read snapshot (concurrent with applies).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         crate::validate::check_range(req)?;
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let (current, compact) = counters(&txn)?;
         let rev = resolve_read_rev(req.revision, current, compact)?;
         let kv = txn.open_table(KV)?;
         read::range(&kv, req, rev, current, Some(&self.count_cache))
     }
 
-    /// Current revision (1 on an empty store, as etcd).
+    /// Current revision as of the last applied batch (1 on an empty store, as etcd).
     pub fn current_revision(&self) -> Result<i64, MvccError> {
-        Ok(rev_i64(counters(&self.db.begin_read()?)?.0))
+        Ok(rev_i64(self.current_rev.load(Ordering::Acquire)))
     }
 
-    /// Compaction revision (0 if never compacted).
+    /// Compaction revision as of the last applied batch (0 if never compacted).
     pub fn compact_revision(&self) -> Result<i64, MvccError> {
-        Ok(rev_i64(counters(&self.db.begin_read()?)?.1))
+        Ok(rev_i64(self.compact_rev.load(Ordering::Acquire)))
     }
 
     /// Last applied Raft index.
     pub fn consistent_index(&self) -> Result<u64, MvccError> {
-        let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        Ok(meta_get(&meta, META_CONSISTENT_INDEX)?.unwrap_or(0))
+        Ok(self.applied_index.load(Ordering::Acquire))
     }
 
     /// Runs up to `max_entries` steps of pending physical compaction; true when none is left.
     pub fn run_compaction(&self, max_entries: usize) -> Result<bool, MvccError> {
-        let _w = lock(&self.write);
-        let txn = self.db.begin_write()?;
+        let mut slot = lock(&self.write);
+        let pending = self.write_txn(&mut slot)?;
         let done = {
-            let mut w = Writer::open(&txn, self.limits())?;
+            let mut w = Writer::open(&pending.txn, self.limits())?;
             compact::step(&mut w, max_entries)?
         };
-        txn.commit()?;
+        self.commit_txn(pending.txn, false)?;
         Ok(done)
     }
 
     /// `HashKV`: hash of the key-value history up to `revision` (0 = current).
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, MvccError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let (current, compact) = counters(&txn)?;
         let rev = resolve_read_rev(revision, current, compact)?;
         let kv = txn.open_table(KV)?;
@@ -324,7 +482,7 @@ impl Store {
 
     /// `Hash`: the key-value history, leases, attachments and revision counters.
     pub fn hash(&self) -> Result<u32, MvccError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let (current, compact) = counters(&txn)?;
         let kv = txn.open_table(KV)?;
         let mut h = hash::hash_kv(&kv, compact, current)?;
@@ -354,21 +512,26 @@ impl Store {
 
     /// Streams the whole state (one consistent read snapshot) to `out`.
     pub fn snapshot_export(&self, out: impl Write) -> Result<(), MvccError> {
-        snapshot::export(&self.db.begin_read()?, out)
+        snapshot::export(&self.read_txn()?, out)
     }
 
     /// Replaces the whole state with a snapshot streamed from `input`. Watchers are cancelled
     /// and the lessor demoted (promote again if this member leads).
     pub fn snapshot_import(&self, input: impl Read) -> Result<(), MvccError> {
-        let _w = lock(&self.write);
+        let mut hub = lock(&self.hub);
+        let mut slot = lock(&self.write);
+        // The image replaces everything: what the open transaction holds is superseded.
+        self.commit_pending_locked(&mut slot)?;
         snapshot::import(&self.db, input)?;
-        let current = counters(&self.db.begin_read()?)?.0;
-        lock(&self.hub).reset(current);
+        self.load_cached_state()?;
+        let current = self.current_rev.load(Ordering::Acquire);
+        hub.reset(current);
+        drop(hub);
         lock(&self.lessor).demote();
         lock(&self.count_cache).clear();
         *self.auth.write().unwrap_or_else(PoisonError::into_inner) =
             std::sync::Arc::new(load_auth(&self.db)?);
-        drop(_w);
+        drop(slot);
         self.update_usage()?;
         Ok(())
     }
@@ -401,7 +564,8 @@ impl Store {
     /// Recomputes [`Store::db_size_in_use`] (walks the engine's page trees: call it
     /// periodically, not per request). Returns the new value.
     pub fn refresh_usage(&self) -> Result<u64, MvccError> {
-        let _w = lock(&self.write);
+        let mut slot = lock(&self.write);
+        self.commit_pending_locked(&mut slot)?;
         let txn = self.db.begin_write()?;
         let stats = txn.stats()?;
         txn.abort()?;
@@ -412,10 +576,21 @@ impl Store {
         Ok(used)
     }
 
-    /// Active alarms.
+    /// Active alarms as of the last applied batch.
     pub fn alarms(&self) -> Result<Vec<AlarmMember>, MvccError> {
-        let txn = self.db.begin_read()?;
-        list_alarms(&txn.open_table(ALARM)?)
+        Ok(self
+            .alarm_cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .to_vec())
+    }
+
+    fn alarm_active(&self, alarm: AlarmType) -> bool {
+        self.alarm_cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|a| a.alarm == alarm)
     }
 
     /// etcd's quota check, run by the server before proposing `req`: `Err(NoSpace)` means
@@ -425,8 +600,9 @@ impl Store {
         if cost == 0 {
             return Ok(());
         }
-        let nospace = self.alarms()?.iter().any(|a| a.alarm == AlarmType::Nospace);
-        if nospace || self.db_size_in_use().saturating_add(cost) > self.opts.quota_bytes {
+        if self.alarm_active(AlarmType::Nospace)
+            || self.db_size_in_use().saturating_add(cost) > self.opts.quota_bytes
+        {
             return Err(MvccError::NoSpace);
         }
         Ok(())
@@ -435,13 +611,13 @@ impl Store {
     /// True when a NOSPACE alarm is active but usage is back under the quota: the leader
     /// should then propose `Alarm{Deactivate, NOSPACE}` (the automatic clear etcd lacks).
     pub fn nospace_should_clear(&self) -> Result<bool, MvccError> {
-        let active = self.alarms()?.iter().any(|a| a.alarm == AlarmType::Nospace);
+        let active = self.alarm_active(AlarmType::Nospace);
         Ok(active && self.db_size_in_use() < self.opts.quota_bytes)
     }
 
     /// Every lease id, ascending (`LeaseLeases`).
     pub fn leases(&self) -> Result<Vec<LeaseId>, MvccError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let t = txn.open_table(LEASE)?;
         let mut out = Vec::with_capacity(usize::try_from(t.len()?).unwrap_or(0));
         for item in t.iter()? {
@@ -458,7 +634,7 @@ impl Store {
         keys: bool,
         now_ms: u64,
     ) -> Result<LeaseTimeToLiveResponse, MvccError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let Some((granted, remaining)) = txn.open_table(LEASE)?.get(id)?.map(|g| g.value()) else {
             return Ok(LeaseTimeToLiveResponse {
                 id,
@@ -493,7 +669,8 @@ impl Store {
     /// Becomes the primary lessor (this member was elected leader): every lease expires
     /// `extend_ms` later than its remaining TTL from `now_ms`.
     pub fn lease_promote(&self, now_ms: u64, extend_ms: u64) -> Result<(), MvccError> {
-        let _w = lock(&self.write);
+        let mut slot = lock(&self.write);
+        self.commit_pending_locked(&mut slot)?;
         let txn = self.db.begin_read()?;
         let t = txn.open_table(LEASE)?;
         let mut all = Vec::new();
@@ -578,12 +755,26 @@ impl Store {
     }
 
     fn catch_up_locked(&self, hub: &mut WatchHub, id: WatchId) -> Result<bool, MvccError> {
-        // Opened under the hub lock: it sees every revision already notified.
+        // Opened under the hub lock after committing what was applied: it sees every
+        // revision already notified (`apply` notifies after it releases `write`; an event it
+        // notifies that this catch-up already sent is filtered out by the watcher's next
+        // revision).
+        self.commit_pending()?;
         let txn = self.db.begin_read()?;
         let (current, compact) = counters(&txn)?;
         let kv = txn.open_table(KV)?;
         let rev = txn.open_table(REV)?;
         hub.catch_up(id, &kv, &rev, current, compact)
+    }
+}
+
+impl Drop for Store {
+    /// A store closed in an orderly way keeps what it applied (a crash loses the open
+    /// transaction instead, and replaying the log repairs that).
+    fn drop(&mut self) {
+        if let Err(e) = self.commit_pending() {
+            tracing::warn!("committing the store's last applied entries on close failed: {e}");
+        }
     }
 }
 

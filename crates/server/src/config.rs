@@ -120,6 +120,12 @@ pub struct Flags {
     /// that this member cannot vouch for (a voter it is not connected to).
     #[arg(long, env = "QUORUM_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub strict_reconfig_check: bool,
+    /// Auth token provider: `simple` (etcd's default). JWT tokens are not supported.
+    #[arg(long, env = "QUORUM_AUTH_TOKEN", default_value = "simple")]
+    pub auth_token: String,
+    /// Seconds a simple auth token lives after its last use (etcd's `--auth-token-ttl`).
+    #[arg(long, env = "QUORUM_AUTH_TOKEN_TTL", default_value_t = 300)]
+    pub auth_token_ttl: u64,
     /// etcd flags that tune etcd internals Quorum does not have; accepted so that etcd command
     /// lines work unchanged, and ignored with a warning.
     #[arg(
@@ -214,6 +220,8 @@ pub struct Config {
     pub snapshot_catchup_entries: u64,
     /// `--strict-reconfig-check`: refuse membership changes that endanger the quorum.
     pub strict_reconfig_check: bool,
+    /// `--auth-token-ttl`.
+    pub auth_token_ttl: Duration,
 }
 
 /// The default backend quota, as etcd's (2 GiB).
@@ -303,6 +311,27 @@ impl Flags {
                 "--max-request-bytes must be between 1 and 67108864 (64 MiB)".into(),
             ));
         }
+        // etcd's syntax: "simple", or "jwt,pub-key=...,..." (its first field names the kind).
+        match self.auth_token.split(',').next().map(str::trim) {
+            Some("simple") => {}
+            Some("jwt") => {
+                return Err(ConfigError(
+                    "--auth-token jwt is not supported; use --auth-token simple (the default)"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "--auth-token {:?} is not a token provider; use simple",
+                    self.auth_token
+                )))
+            }
+        }
+        if self.auth_token_ttl == 0 {
+            return Err(ConfigError(
+                "--auth-token-ttl must be at least 1 second".into(),
+            ));
+        }
         let quota_backend_bytes = if self.quota_backend_bytes == 0 {
             DEFAULT_QUOTA_BYTES
         } else {
@@ -339,6 +368,7 @@ impl Flags {
             max_snapshots: self.max_snapshots,
             snapshot_catchup_entries: self.snapshot_catchup_entries,
             strict_reconfig_check: self.strict_reconfig_check,
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
         })
     }
 }
@@ -367,6 +397,21 @@ pub const IGNORED_ETCD_FLAGS: &[&str] = &[
     "unsafe-no-fsync",
     "socket-reuse-port",
     "socket-reuse-address",
+    "enable-grpc-gateway",
+    "initial-election-tick-advance",
+    "experimental-enable-lease-checkpoint",
+    "experimental-enable-lease-checkpoint-persist",
+    "experimental-compact-hash-check-enabled",
+    "experimental-compact-hash-check-time",
+    "experimental-txn-mode-write-with-shared-buffer",
+    "experimental-warning-apply-duration",
+    "warning-apply-duration",
+    "experimental-memory-mlock",
+    "experimental-enable-v2v3",
+    "experimental-stop-grpc-service-on-defrag",
+    "max-concurrent-streams",
+    "enable-log-rotation",
+    "log-rotation-config-json",
     "debug",
 ];
 
@@ -643,6 +688,18 @@ mod tests {
         assert!(err.0.contains("--listen-client-urls"), "{}", err.0);
         let err = flags(&["--heartbeat-interval=100", "--election-timeout=200"]).unwrap_err();
         assert!(err.0.contains("--election-timeout"), "{}", err.0);
+    }
+
+    #[test]
+    fn auth_token_flags_take_simple_tokens_and_refuse_jwt() {
+        assert_eq!(flags(&[]).unwrap().auth_token_ttl, Duration::from_secs(300));
+        let c = flags(&["--auth-token=simple", "--auth-token-ttl=30"]).unwrap();
+        assert_eq!(c.auth_token_ttl, Duration::from_secs(30));
+        let err =
+            flags(&["--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256"]).unwrap_err();
+        assert!(err.0.contains("jwt is not supported"), "{}", err.0);
+        assert!(flags(&["--auth-token=magic"]).is_err());
+        assert!(flags(&["--auth-token-ttl=0"]).is_err());
     }
 
     #[test]

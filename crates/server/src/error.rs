@@ -62,6 +62,10 @@ pub enum ServerError {
     /// Membership: a second learner.
     #[error("etcdserver: too many learner members in cluster")]
     TooManyLearners,
+    /// This member is a learner: it serves only serializable reads and Status (etcd's
+    /// `isRPCSupportedForLearner`); clients retry another endpoint.
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
     /// This member was removed from the cluster and no longer serves.
     #[error("etcdserver: the member has been permanently removed from the cluster")]
     Removed,
@@ -100,7 +104,7 @@ impl ServerError {
             | ServerError::LearnerNotReady
             | ServerError::TooManyLearners => Code::FailedPrecondition,
             ServerError::MemberBadUrls => Code::InvalidArgument,
-            ServerError::Removed => Code::Unavailable,
+            ServerError::Removed | ServerError::NotSupportedForLearner => Code::Unavailable,
             ServerError::Unimplemented(_) => Code::Unimplemented,
             ServerError::Internal(_) => Code::Internal,
             ServerError::Status(s) => s.code(),

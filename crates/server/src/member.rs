@@ -97,6 +97,11 @@ impl Member {
         self.inner.limits.max_txn_ops
     }
 
+    /// `--auth-token-ttl`.
+    pub fn auth_token_ttl(&self) -> std::time::Duration {
+        self.inner.limits.auth_token_ttl
+    }
+
     /// Replicates `req` through Raft and returns this member's result of applying it. The
     /// header id is assigned here. Fails with `etcdserver: no leader` at once when no leader is
     /// known, and with `etcdserver: request timed out` after the request timeout.

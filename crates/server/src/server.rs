@@ -393,6 +393,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         Limits {
             max_request_bytes: cfg.max_request_bytes as usize,
             max_txn_ops: cfg.max_txn_ops as usize,
+            auth_token_ttl: cfg.auth_token_ttl,
         },
         request_timeout,
         inbox_tx,

@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
+    /// `--auth-token-ttl`: how long a simple token lives after its last use.
+    pub auth_token_ttl: Duration,
 }
 
 /// Inputs queued for the core before new requests are refused.
@@ -775,6 +777,7 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
     // while the disk works; each completion comes back as `Input::Synced`.
     core.set_async_persist(true);
     let sync_requests = spawn_syncer(&core, &shared)?;
+    core.fast_forward_election();
     loop {
         if shared.is_stopped() {
             return Ok(());
@@ -895,6 +898,7 @@ mod tests {
             store,
             Limits {
                 max_request_bytes: 1024,
+                auth_token_ttl: crate::services::authz::DEFAULT_TOKEN_TTL,
                 max_txn_ops: 8,
             },
             Duration::from_secs(1),

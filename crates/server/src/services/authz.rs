@@ -74,6 +74,22 @@ pub struct AuthGate {
     /// Run before refusing an unknown token: the `Authenticate` entry that assigned it may be
     /// committed but not yet applied here (the client got it from a faster member).
     barrier: Option<Barrier>,
+    /// True while this member is a learner (see [`learner_may_serve`]).
+    is_learner: Option<LearnerProbe>,
+}
+
+/// Tells whether this member is a learner right now.
+pub type LearnerProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The calls a learner serves, as etcd's `isRPCSupportedForLearner`: Status, and Range (which
+/// itself refuses a linearizable read on a learner). Everything else, streams included, is
+/// answered `etcdserver: rpc not supported for learner` (Unavailable: clients try another
+/// endpoint).
+pub fn learner_may_serve(path: &str) -> bool {
+    matches!(
+        path,
+        "/etcdserverpb.Maintenance/Status" | "/etcdserverpb.KV/Range"
+    )
 }
 
 impl AuthGate {
@@ -84,7 +100,14 @@ impl AuthGate {
             ttl,
             tokens: Mutex::new(HashMap::new()),
             barrier: None,
+            is_learner: None,
         }
+    }
+
+    /// The gate, refusing what a learner does not serve while `probe` says this member is one.
+    pub fn with_learner_probe(mut self, probe: LearnerProbe) -> Self {
+        self.is_learner = Some(probe);
+        self
     }
 
     /// The gate, waiting for `barrier` before it refuses an unknown token.
@@ -264,6 +287,12 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if let Some(is_learner) = &self.gate.is_learner {
+            if !learner_may_serve(req.uri().path()) && is_learner() {
+                let status: Status = crate::error::ServerError::NotSupportedForLearner.into();
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
         let token = req
             .headers()
             .get(TOKEN_METADATA)

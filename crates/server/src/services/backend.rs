@@ -24,6 +24,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn max_request_bytes(&self) -> usize;
     /// `--max-txn-ops`.
     fn max_txn_ops(&self) -> usize;
+    /// `--auth-token-ttl`: how long a simple token lives after its last use.
+    fn auth_token_ttl(&self) -> std::time::Duration {
+        super::authz::DEFAULT_TOKEN_TTL
+    }
     /// Replicates a request and returns this member's result of applying it.
     fn propose(
         &self,
@@ -80,6 +84,9 @@ impl Backend for Member {
     }
     fn max_request_bytes(&self) -> usize {
         Member::max_request_bytes(self)
+    }
+    fn auth_token_ttl(&self) -> std::time::Duration {
+        Member::auth_token_ttl(self)
     }
     fn max_txn_ops(&self) -> usize {
         Member::max_txn_ops(self)

@@ -19,6 +19,7 @@ use super::authz::{self, authorize, caller};
 use super::backend::Backend;
 use super::common::{header, mvcc_err, propose_write, server_err, unexpected};
 use crate::convert;
+use crate::error::ServerError;
 
 /// Entries of physical compaction run per step while a `physical` Compact waits; each step
 /// holds the store's write lock, so it is kept short.
@@ -47,6 +48,9 @@ impl<B: Backend> Kv for KvService<B> {
         let r = convert::range_from_pb(request.get_ref())?;
         validate::check_range(&r).map_err(|e| mvcc_err(&e))?;
         if !r.serializable {
+            if self.b.status().is_learner {
+                return Err(server_err(ServerError::NotSupportedForLearner));
+            }
             self.b.read_barrier().await.map_err(server_err)?;
         }
         let resp = self.b.store().range(&r).map_err(|e| mvcc_err(&e))?;
