@@ -74,12 +74,23 @@ pub struct AuthGate {
     /// Run before refusing an unknown token: the `Authenticate` entry that assigned it may be
     /// committed but not yet applied here (the client got it from a faster member).
     barrier: Option<Barrier>,
-    /// True while this member is a learner (see [`learner_may_serve`]).
-    is_learner: Option<LearnerProbe>,
+    /// This member's role and leader now (see [`learner_may_serve`] and [`requires_leader`]).
+    status: Option<StatusProbe>,
 }
 
-/// Tells whether this member is a learner right now.
-pub type LearnerProbe = Arc<dyn Fn() -> bool + Send + Sync>;
+/// Reports this member's status now (learner or not, the leader it knows).
+pub type StatusProbe = Arc<dyn Fn() -> crate::member::StatusInfo + Send + Sync>;
+
+/// The metadata key etcd clients set (`clientv3.WithRequireLeader`, used by Kubernetes for
+/// its watches) to be refused rather than served by a member that has no leader.
+pub const REQUIRE_LEADER_METADATA: &str = "hasleader";
+
+/// True when a request's metadata asks that only a member with a leader serve it.
+pub fn requires_leader(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(REQUIRE_LEADER_METADATA)
+        .is_some_and(|v| v.as_bytes() == b"true")
+}
 
 /// The calls a learner serves, as etcd's `isRPCSupportedForLearner`: Status, and Range (which
 /// itself refuses a linearizable read on a learner). Everything else, streams included, is
@@ -100,13 +111,15 @@ impl AuthGate {
             ttl,
             tokens: Mutex::new(HashMap::new()),
             barrier: None,
-            is_learner: None,
+            status: None,
         }
     }
 
-    /// The gate, refusing what a learner does not serve while `probe` says this member is one.
-    pub fn with_learner_probe(mut self, probe: LearnerProbe) -> Self {
-        self.is_learner = Some(probe);
+    /// The gate, asking `probe` for this member's status: while it is a learner, what a
+    /// learner does not serve is refused; while it has no leader, calls that require one
+    /// ([`requires_leader`]) are refused with `etcdserver: no leader`, as etcd does.
+    pub fn with_status_probe(mut self, probe: StatusProbe) -> Self {
+        self.status = Some(probe);
         self
     }
 
@@ -287,9 +300,19 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        if let Some(is_learner) = &self.gate.is_learner {
-            if !learner_may_serve(req.uri().path()) && is_learner() {
-                let status: Status = crate::error::ServerError::NotSupportedForLearner.into();
+        if let Some(probe) = &self.gate.status {
+            let refusal = {
+                let st = probe();
+                if st.is_learner && !learner_may_serve(req.uri().path()) {
+                    Some(crate::error::ServerError::NotSupportedForLearner)
+                } else if st.leader == 0 && requires_leader(req.headers()) {
+                    Some(crate::error::ServerError::NoLeader)
+                } else {
+                    None
+                }
+            };
+            if let Some(e) = refusal {
+                let status: Status = e.into();
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }

@@ -70,11 +70,11 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
         let b = barrier_backend.clone();
         Box::pin(async move { b.read_barrier().await })
     });
-    let learner_backend = b.clone();
+    let status_backend = b.clone();
     let gate = Arc::new(
         authz::AuthGate::new(b.store().clone(), b.auth_token_ttl())
             .with_barrier(barrier)
-            .with_learner_probe(Arc::new(move || learner_backend.status().is_learner)),
+            .with_status_probe(Arc::new(move || status_backend.status())),
     );
     tonic::service::Routes::new(authz::Gated::new(
         limits!(KvServer::new(kv::KvService::new(b.clone()))),

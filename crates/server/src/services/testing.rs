@@ -25,6 +25,8 @@ struct Inner {
     /// Last Raft index used; held while applying so that entries reach the store in order.
     index: Mutex<u64>,
     now_ms: AtomicU64,
+    /// The member knows no leader (for the require-leader tests).
+    leaderless: std::sync::atomic::AtomicBool,
     max_request_bytes: usize,
     /// The membership, changed at once by the Cluster calls.
     registry: Mutex<Registry>,
@@ -57,6 +59,7 @@ impl LocalBackend {
                 store,
                 index: Mutex::new(0),
                 now_ms: AtomicU64::new(1_000),
+                leaderless: std::sync::atomic::AtomicBool::new(false),
                 max_request_bytes,
                 registry: Mutex::new(Registry::bootstrap(vec![MemberInfo {
                     id: MEMBER_ID,
@@ -68,6 +71,11 @@ impl LocalBackend {
                 _dir: dir,
             }),
         }
+    }
+
+    /// Makes the member report no leader (`true`) or itself as the leader again.
+    pub fn set_leaderless(&self, leaderless: bool) {
+        self.inner.leaderless.store(leaderless, Ordering::SeqCst);
     }
 
     /// Moves the lessor's clock forward.
@@ -106,7 +114,11 @@ impl Backend for LocalBackend {
         StatusInfo {
             member_id: MEMBER_ID,
             cluster_id: CLUSTER_ID,
-            leader: MEMBER_ID,
+            leader: if self.inner.leaderless.load(Ordering::SeqCst) {
+                0
+            } else {
+                MEMBER_ID
+            },
             raft_term: TERM,
             raft_index: applied,
             raft_applied_index: applied,

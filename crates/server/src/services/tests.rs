@@ -924,3 +924,73 @@ async fn membership_changes_answer_as_etcd() {
         .into_inner();
     assert_eq!(listed.members.len(), 1);
 }
+
+/// A request with etcd's `hasleader` metadata (`clientv3.WithRequireLeader`).
+fn require_leader<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut().insert(
+        "hasleader",
+        tonic::metadata::MetadataValue::from_static("true"),
+    );
+    r
+}
+
+#[tokio::test]
+async fn require_leader_calls_are_refused_and_their_watches_ended_without_a_leader() {
+    let (b, ch) = setup().await;
+    let mut kv = KvClient::new(ch.clone());
+    kv.put(require_leader(put("a", "1"))).await.unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    let mut watch = WatchClient::new(ch.clone());
+    let mut out = watch
+        .watch(require_leader(ReceiverStream::new(rx)))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(create("w", "", 0, 0)).await.unwrap();
+    assert!(recv(&mut out).await.created);
+    // A plain watch stream on the same member is not affected.
+    let (plain_tx, plain_rx) = mpsc::channel(16);
+    let mut plain = watch
+        .watch(ReceiverStream::new(plain_rx))
+        .await
+        .unwrap()
+        .into_inner();
+    plain_tx.send(create("w", "", 0, 0)).await.unwrap();
+    assert!(recv(&mut plain).await.created);
+
+    b.set_leaderless(true);
+    let e = kv.put(require_leader(put("a", "2"))).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert_eq!(e.message(), "etcdserver: no leader");
+    // Without the metadata the request is served as before.
+    kv.put(put("a", "3")).await.unwrap();
+    let e = watch
+        .watch(require_leader(ReceiverStream::new(mpsc::channel(1).1)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.message(), "etcdserver: no leader");
+    // The open require-leader stream ends after three leaderless checks.
+    let ended = tokio::time::timeout(
+        super::watch::LEADER_CHECK_INTERVAL * (super::watch::MAX_NO_LEADER_CHECKS + 2),
+        async {
+            loop {
+                match out.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => return None,
+                    Err(e) => return Some(e),
+                }
+            }
+        },
+    )
+    .await
+    .expect("the require-leader watch stream was not ended");
+    let e = ended.expect("ended with an error");
+    assert_eq!(e.code(), Code::Unavailable);
+    assert_eq!(e.message(), "etcdserver: no leader");
+    // The plain stream still delivers once a leader is back.
+    b.set_leaderless(false);
+    kv.put(put("w", "x")).await.unwrap();
+    let ev = recv(&mut plain).await;
+    assert_eq!(ev.events.len(), 1);
+}

@@ -38,6 +38,14 @@ pub const MAX_WATCHES_PER_STREAM: usize = 10_000;
 /// Interval of the progress notifications asked for with `progress_notify` (etcd: 10 min).
 pub const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 
+/// How often a stream opened with `hasleader` metadata checks that this member has a leader,
+/// and how many checks in a row without one end it with `etcdserver: no leader` (etcd's
+/// `monitorLeader`: every election timeout, three times), so that the client moves to a member
+/// that has one instead of waiting on a partitioned member for events that do not come.
+pub const LEADER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// See [`LEADER_CHECK_INTERVAL`].
+pub const MAX_NO_LEADER_CHECKS: u32 = 3;
+
 /// etcd's message for a client-chosen watch id already in use on the stream.
 const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
 /// etcd's message for a watch whose range is empty (`range_end <= key`).
@@ -68,12 +76,17 @@ impl<B: Backend> Watch for WatchService<B> {
     ) -> Result<Response<Self::WatchStream>, Status> {
         ensure_syncer(self.b.store());
         let who = super::authz::caller(&request);
+        let require_leader = request
+            .metadata()
+            .get(super::authz::REQUIRE_LEADER_METADATA)
+            .is_some_and(|v| v.as_bytes() == b"true");
         let inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel(OUT_BUFFER);
         let b = self.b.clone();
         tokio::spawn(async move {
             let mut s = StreamTask::new(b, out_tx);
             s.caller = who;
+            s.require_leader = require_leader;
             s.run(inbound).await;
             s.close();
         });
@@ -102,6 +115,10 @@ struct StreamTask<B: Backend> {
     next_id: i64,
     /// Who opened the stream (auth): every watch created on it is checked for them.
     caller: super::authz::Caller,
+    /// The stream was opened with `hasleader` metadata ([`LEADER_CHECK_INTERVAL`]).
+    require_leader: bool,
+    /// Leader checks in a row that found none.
+    no_leader_checks: u32,
 }
 
 /// Whether the stream goes on.
@@ -122,12 +139,32 @@ impl<B: Backend> StreamTask<B> {
             by_store: HashMap::new(),
             next_id: 0,
             caller: super::authz::Caller::default(),
+            require_leader: false,
+            no_leader_checks: 0,
         }
+    }
+
+    /// One leader check of a `hasleader` stream: ends it once this member has been without a
+    /// leader for [`MAX_NO_LEADER_CHECKS`] checks in a row.
+    async fn on_leader_check(&mut self) -> Flow {
+        if self.b.status().leader != 0 {
+            self.no_leader_checks = 0;
+            return Flow::Continue;
+        }
+        self.no_leader_checks += 1;
+        if self.no_leader_checks < MAX_NO_LEADER_CHECKS {
+            return Flow::Continue;
+        }
+        let status: Status = crate::error::ServerError::NoLeader.into();
+        let _ = self.out.send(Err(status)).await;
+        Flow::Stop
     }
 
     async fn run(&mut self, mut inbound: Streaming<pb::WatchRequest>) {
         let mut progress = tokio::time::interval(PROGRESS_NOTIFY_INTERVAL);
         progress.tick().await;
+        let mut leader_check = tokio::time::interval(LEADER_CHECK_INTERVAL);
+        leader_check.tick().await;
         let mut inbound_open = true;
         loop {
             let flow = tokio::select! {
@@ -143,6 +180,7 @@ impl<B: Backend> StreamTask<B> {
                 },
                 Some(resp) = self.store_rx.recv() => self.on_store(resp).await,
                 _ = progress.tick() => self.on_progress_tick(),
+                _ = leader_check.tick(), if self.require_leader => self.on_leader_check().await,
                 _ = self.out.closed() => Flow::Stop,
             };
             if let Flow::Stop = flow {
