@@ -290,6 +290,8 @@ impl Store {
     /// A read transaction that sees every applied write (commits the open transaction of
     /// applied batches first, if there is one).
     fn read_txn(&self) -> Result<ReadTransaction, MvccError> {
+        // After a failed commit the engine lacks applied writes: never serve that state.
+        self.check_failed()?;
         self.commit_pending()?;
         Ok(self.db.begin_read()?)
     }
