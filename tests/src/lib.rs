@@ -254,10 +254,20 @@ impl Cluster {
         None
     }
 
-    /// SIGSTOP member `i` (it stops ticking, sending and answering).
+    /// SIGSTOP member `i` (it stops ticking, sending and answering), and waits until every
+    /// thread of it has stopped: the kernel stops a process's threads one by one, only after
+    /// one of them has run to take the signal, so on a loaded machine a "paused" member can go
+    /// on acknowledging messages for a while after kill(2) returns.
     pub fn pause(&mut self, i: usize) {
         self.nodes[i].signal(libc::SIGSTOP);
         self.nodes[i].paused = true;
+        if let Some(c) = &self.nodes[i].child {
+            let tasks = PathBuf::from(format!("/proc/{}/task", c.id()));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !all_threads_stopped(&tasks) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// SIGCONT member `i`.
@@ -283,6 +293,24 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// True when every thread listed under `/proc/<pid>/task` is stopped (state `T` or `t`), or
+/// the process is gone.
+fn all_threads_stopped(tasks: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(tasks) else {
+        return true;
+    };
+    entries.flatten().all(|e| {
+        match std::fs::read_to_string(e.path().join("stat")) {
+            // The state is the first field after the parenthesised command name.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_none_or(|state| state == "T" || state == "t"),
+            Err(_) => true,
+        }
+    })
 }
 
 /// The flags of a member with `initial` as `--initial-cluster`.
@@ -326,4 +354,16 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         let (n, v) = l.split_once(' ')?;
         (n == name).then(|| v.trim().parse().ok()).flatten()
     })
+}
+
+/// True when `etcdctl` (v3 API) is installed: the etcdctl tests skip themselves otherwise.
+pub fn have_etcdctl() -> bool {
+    std::process::Command::new("etcdctl")
+        .arg("version")
+        .env("ETCDCTL_API", "3")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions, Permission, RoleRevokePermissionOptions, WatchOptions};
-use quorum_tests::Cluster;
+use quorum_tests::{have_etcdctl, Cluster};
 
 /// The two tests start their clusters one after the other: two clusters picking free ports at
 /// the same time may pick the same one.
@@ -24,17 +24,6 @@ const OLD_REVISION: &str = "revision of auth store is old";
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_quorum-test-server"))
-}
-
-fn have_etcdctl() -> bool {
-    Command::new("etcdctl")
-        .arg("version")
-        .env("ETCDCTL_API", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 struct Ctl {

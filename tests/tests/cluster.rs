@@ -12,6 +12,9 @@ use etcd_client::{
 };
 use quorum_tests::Cluster;
 
+mod common;
+use common::wait_leader;
+
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_quorum-test-server"))
 }
@@ -24,32 +27,6 @@ async fn connect(endpoints: &[String]) -> Client {
             Err(e) if Instant::now() > deadline => panic!("cannot connect to {endpoints:?}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
-    }
-}
-
-/// Index of the member that leads, as every live member agrees, waiting up to `timeout`.
-async fn wait_leader(cluster: &Cluster, live: &[usize], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut leaders = Vec::new();
-        let mut ids = Vec::new();
-        for &i in live {
-            if let Ok(mut c) = Client::connect([cluster.endpoints()[i].clone()], None).await {
-                if let Ok(s) = c.status().await {
-                    leaders.push(s.leader());
-                    ids.push((i, s.header().map(|h| h.member_id()).unwrap_or(0)));
-                }
-            }
-        }
-        if leaders.len() == live.len() && leaders.iter().all(|l| *l != 0 && *l == leaders[0]) {
-            if let Some((i, _)) = ids.iter().find(|(_, id)| *id == leaders[0]) {
-                return *i;
-            }
-        }
-        if Instant::now() > deadline {
-            panic!("no agreed leader among {live:?} within {timeout:?}: {leaders:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -118,6 +95,15 @@ async fn kv_txn_watch_lease_lock_election_on_three_members() {
         .watch("wk", Some(WatchOptions::new().with_prev_key()))
         .await
         .unwrap();
+    // etcd-client returns before the member has created the watch: a watch without a start
+    // revision starts after the revision in its `created` response, so wait for it first
+    // (else the first put may be applied on c2's member before the watch exists).
+    let created = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("created in time")
+        .unwrap()
+        .expect("stream open");
+    assert!(created.created());
     c0.put("wk", "a", None).await.unwrap();
     c0.put("wk", "b", None).await.unwrap();
     let mut seen = Vec::new();

@@ -6,21 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quorum_tests::Cluster;
+use quorum_tests::{have_etcdctl, Cluster};
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_quorum-test-server"))
-}
-
-fn have_etcdctl() -> bool {
-    Command::new("etcdctl")
-        .arg("version")
-        .env("ETCDCTL_API", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 struct Ctl {

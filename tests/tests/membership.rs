@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, GetOptions, MemberAddOptions};
 use quorum_tests::Cluster;
 
+mod common;
+
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_quorum-test-server"))
 }
@@ -33,26 +35,7 @@ fn message(e: &etcd_client::Error) -> String {
 
 /// Index (among `live`) of the member every live member agrees leads.
 async fn wait_leader(cluster: &Cluster, live: &[usize]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let mut leaders = Vec::new();
-        let mut ids = Vec::new();
-        for &i in live {
-            if let Ok(mut c) = Client::connect([cluster.endpoints()[i].clone()], None).await {
-                if let Ok(s) = c.status().await {
-                    leaders.push(s.leader());
-                    ids.push((i, s.header().map(|h| h.member_id()).unwrap_or(0)));
-                }
-            }
-        }
-        if leaders.len() == live.len() && leaders.iter().all(|l| *l != 0 && *l == leaders[0]) {
-            if let Some((i, _)) = ids.iter().find(|(_, id)| *id == leaders[0]) {
-                return *i;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader among {live:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_leader(cluster, live, Duration::from_secs(20)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
