@@ -201,7 +201,16 @@ async fn add_learner_catch_up_promote_then_remove_the_leader() {
         .expect_err("already a voter");
     assert_eq!(message(&e), "etcdserver: can only promote a learner member");
 
-    // The new voter serves writes and linearizable reads.
+    // The new voter serves writes and linearizable reads once it has applied its promotion
+    // (until then it answers as a learner, as etcd's members do).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cn.status().await.unwrap().is_learner() {
+        assert!(
+            Instant::now() < deadline,
+            "the promotion never reached the new member"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cn.put("through-new", "yes", None).await.unwrap();
     let r = c0.get("through-new", None).await.unwrap();
     assert_eq!(r.kvs()[0].value(), b"yes");

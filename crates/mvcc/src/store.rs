@@ -538,6 +538,21 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets which Raft index the state was applied up to (the consistent index becomes 0)
+    /// and makes the store durable: for an image restored into a *new* cluster, whose log
+    /// starts again at index 1 (its entries must all be applied, none skipped as already seen).
+    pub fn restart_log(&self) -> Result<(), MvccError> {
+        let mut slot = lock(&self.write);
+        let pending = self.write_txn(&mut slot)?;
+        pending
+            .txn
+            .open_table(META)?
+            .insert(META_CONSISTENT_INDEX, 0u64)?;
+        self.commit_txn(pending.txn, true)?;
+        self.applied_index.store(0, Ordering::Release);
+        Ok(())
+    }
+
     /// Size of the database file in bytes.
     pub fn db_size(&self) -> Result<u64, MvccError> {
         Ok(std::fs::metadata(&self.path)?.len())

@@ -120,6 +120,12 @@ pub struct Flags {
     /// that this member cannot vouch for (a voter it is not connected to).
     #[arg(long, env = "QUORUM_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub strict_reconfig_check: bool,
+    /// Restore this backup (a file written by `etcdctl snapshot save` or `quorumctl snapshot
+    /// save` from Quorum) into a new cluster: give the same file to every member of the new
+    /// cluster on its first start (`--initial-cluster-state new`, empty data dir). Ignored,
+    /// with a warning, once the data dir holds a member (so the same command line restarts it).
+    #[arg(long, env = "QUORUM_RESTORE_SNAPSHOT", value_name = "FILE")]
+    pub restore_snapshot: Option<PathBuf>,
     /// Auth token provider: `simple` (etcd's default). JWT tokens are not supported.
     #[arg(long, env = "QUORUM_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
@@ -222,6 +228,8 @@ pub struct Config {
     pub strict_reconfig_check: bool,
     /// `--auth-token-ttl`.
     pub auth_token_ttl: Duration,
+    /// `--restore-snapshot`: the backup a new cluster starts from.
+    pub restore_snapshot: Option<PathBuf>,
 }
 
 /// The default backend quota, as etcd's (2 GiB).
@@ -327,6 +335,13 @@ impl Flags {
                 )))
             }
         }
+        if self.restore_snapshot.is_some() && self.initial_cluster_state == ClusterState::Existing {
+            return Err(ConfigError(
+                "--restore-snapshot starts a new cluster from a backup; it cannot be used with \
+                 --initial-cluster-state existing (add the member empty, it catches up)"
+                    .into(),
+            ));
+        }
         if self.auth_token_ttl == 0 {
             return Err(ConfigError(
                 "--auth-token-ttl must be at least 1 second".into(),
@@ -369,6 +384,7 @@ impl Flags {
             snapshot_catchup_entries: self.snapshot_catchup_entries,
             strict_reconfig_check: self.strict_reconfig_check,
             auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            restore_snapshot: self.restore_snapshot,
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod join;
 pub mod member;
 pub mod membership;
 pub mod metrics;
+pub mod restore;
 pub mod server;
 pub mod services;
 pub mod shell;

@@ -321,6 +321,25 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     if let Some(torn) = &recovered.torn_tail {
         warn!("WAL had a torn tail, repaired: {torn:?}");
     }
+    let db_path = member_dir.join("db");
+    let store_opts = quorum_mvcc::StoreOptions {
+        quota_bytes: cfg.quota_backend_bytes,
+        // The WAL is the source of truth: store commits need no fsync of their own; the store
+        // is flushed before the log behind it is compacted, and replay skips what it has.
+        durable: false,
+        max_txn_ops: cfg.max_txn_ops as usize,
+        ..quorum_mvcc::StoreOptions::default()
+    };
+    match (&cfg.restore_snapshot, fresh) {
+        // Before the cluster file is written: a start interrupted in between restores again.
+        (Some(file), true) => crate::restore::restore_store(&db_path, file, store_opts.clone())?,
+        (Some(file), false) => warn!(
+            "the data dir already holds member {:x}: --restore-snapshot {} is ignored",
+            cf.member_id,
+            file.display()
+        ),
+        (None, _) => {}
+    }
     if fresh || log.conf_state().voters.is_empty() && log.last_index() == 0 {
         // A joining member replays the log from its first entry (or gets a snapshot): it
         // starts from the configuration the cluster was bootstrapped with.
@@ -348,15 +367,6 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             );
         }
     }
-    let db_path = member_dir.join("db");
-    let store_opts = quorum_mvcc::StoreOptions {
-        quota_bytes: cfg.quota_backend_bytes,
-        // The WAL is the source of truth: store commits need no fsync of their own; the store
-        // is flushed before the log behind it is compacted, and replay skips what it has.
-        durable: false,
-        max_txn_ops: cfg.max_txn_ops as usize,
-        ..quorum_mvcc::StoreOptions::default()
-    };
     let store =
         Arc::new(quorum_mvcc::Store::open(&db_path, store_opts).map_err(|e| {
             StartError(format!("cannot open the store {}: {e}", db_path.display()))
