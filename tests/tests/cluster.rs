@@ -437,4 +437,22 @@ async fn a_single_member_serves_writes_as_soon_as_it_listens() {
         .await
         .unwrap();
     assert_eq!(r.kvs().len(), 2);
+    // etcd's metric names, as dashboards and alerts read them.
+    let m = quorum_tests::http_get(&eps[0], "/metrics").unwrap();
+    let metric = |name| quorum_tests::metric(&m, name);
+    assert_eq!(metric("etcd_server_has_leader"), Some(1.0), "{m}");
+    assert_eq!(metric("etcd_server_is_leader"), Some(1.0));
+    assert_eq!(metric("etcd_server_is_learner"), Some(0.0));
+    assert_eq!(metric("etcd_debugging_mvcc_current_revision"), Some(3.0));
+    assert_eq!(
+        metric("etcd_server_quota_backend_bytes"),
+        Some(2.0 * 1024.0 * 1024.0 * 1024.0)
+    );
+    assert!(metric("etcd_mvcc_db_total_size_in_bytes").is_some_and(|v| v > 0.0));
+    assert!(metric("etcd_server_proposals_committed_total").is_some_and(|v| v >= 2.0));
+    assert!(m.contains("etcd_server_id{server_id=\""), "{m}");
+    assert!(
+        m.contains("etcd_server_version{server_version=\"3.5.0\"} 1"),
+        "{m}"
+    );
 }

@@ -553,6 +553,11 @@ impl Store {
         Ok(())
     }
 
+    /// The quota (`--quota-backend-bytes`) writes are checked against.
+    pub fn quota_bytes(&self) -> u64 {
+        self.opts.quota_bytes
+    }
+
     /// Size of the database file in bytes.
     pub fn db_size(&self) -> Result<u64, MvccError> {
         Ok(std::fs::metadata(&self.path)?.len())

@@ -128,7 +128,24 @@ impl Member {
 
     /// The Prometheus text exposition of the member's metrics.
     pub fn metrics_text(&self) -> String {
-        self.inner.metrics.encode()
+        let st = self.status();
+        let store = self.store();
+        let (watchers, slow_watchers) = store.watcher_counts();
+        let pending = self.inner.waiters.lock().map(|w| w.len()).unwrap_or(0);
+        self.inner.metrics.encode_with(&crate::metrics::Scrape {
+            member_id: st.member_id,
+            term: st.raft_term,
+            raft_index: st.raft_index,
+            proposals_pending: pending as u64,
+            is_learner: st.is_learner,
+            db_size: store.db_size().unwrap_or(0),
+            db_size_in_use: store.db_size_in_use(),
+            quota_bytes: store.quota_bytes(),
+            current_revision: store.current_revision().unwrap_or(0),
+            compact_revision: store.compact_revision().unwrap_or(0),
+            watchers: watchers as u64,
+            slow_watchers: slow_watchers as u64,
+        })
     }
 
     /// Adds a member (MemberAdd) with a fresh id; returns it and the members after the change.
