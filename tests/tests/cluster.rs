@@ -455,4 +455,9 @@ async fn a_single_member_serves_writes_as_soon_as_it_listens() {
         m.contains("etcd_server_version{server_version=\"3.5.0\"} 1"),
         "{m}"
     );
+    // Health probes: etcd's /health, and 3.5's /livez and /readyz.
+    let health = quorum_tests::http_get(&eps[0], "/health").unwrap();
+    assert_eq!(health, r#"{"health":"true","reason":""}"#);
+    assert_eq!(quorum_tests::http_get(&eps[0], "/livez").unwrap(), "ok");
+    assert_eq!(quorum_tests::http_get(&eps[0], "/readyz").unwrap(), "ok");
 }
