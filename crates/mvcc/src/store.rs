@@ -178,7 +178,7 @@ impl Store {
             txn.commit()?;
         }
         let auth = load_auth(&db)?;
-        let (current, compact) = counters(&db.begin_read()?)?;
+        let current = counters(&db.begin_read()?)?.0;
         let store = Store {
             db,
             path,
@@ -188,8 +188,9 @@ impl Store {
             write: Mutex::new(None),
             dirty: AtomicBool::new(false),
             failed: Mutex::new(None),
-            current_rev: AtomicU64::new(current),
-            compact_rev: AtomicU64::new(compact),
+            // Set from the committed state by `load_cached_state` below.
+            current_rev: AtomicU64::new(0),
+            compact_rev: AtomicU64::new(0),
             applied_index: AtomicU64::new(0),
             alarm_cache: std::sync::RwLock::new(std::sync::Arc::new(Vec::new())),
             in_use: AtomicU64::new(0),
@@ -217,6 +218,15 @@ impl Store {
     }
 
     fn set_alarms(&self, alarms: Vec<AlarmMember>) {
+        // Called after every applied batch: the common case (unchanged) only reads.
+        if **self
+            .alarm_cache
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            == alarms
+        {
+            return;
+        }
         let mut cache = self
             .alarm_cache
             .write()

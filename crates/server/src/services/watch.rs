@@ -76,10 +76,7 @@ impl<B: Backend> Watch for WatchService<B> {
     ) -> Result<Response<Self::WatchStream>, Status> {
         ensure_syncer(self.b.store());
         let who = super::authz::caller(&request);
-        let require_leader = request
-            .metadata()
-            .get(super::authz::REQUIRE_LEADER_METADATA)
-            .is_some_and(|v| v.as_bytes() == b"true");
+        let require_leader = super::authz::requires_leader(request.metadata().as_ref());
         let inbound = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel(OUT_BUFFER);
         let b = self.b.clone();
