@@ -231,6 +231,12 @@ impl Registry {
         self.members.values().filter(|m| !m.is_learner)
     }
 
+    /// True when `id` is the cluster's only voter (it elects itself at once).
+    pub fn is_sole_voter(&self, id: NodeId) -> bool {
+        let mut voters = self.voters();
+        voters.next().is_some_and(|m| m.id == id) && voters.next().is_none()
+    }
+
     /// etcd's `IsReadyToAddVotingMember`: after adding a voter, the started voters (those
     /// that published their name) would still be a quorum; a one-member cluster may always
     /// grow to two.

@@ -778,12 +778,19 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
     core.set_async_persist(true);
     let sync_requests = spawn_syncer(&core, &shared)?;
     core.fast_forward_election();
+    // The first turn does not wait for input: it writes the campaign fast_forward_election
+    // may have started.
+    let mut first_turn = true;
     loop {
         if shared.is_stopped() {
             return Ok(());
         }
         let now = Instant::now();
-        let wait = next_tick.saturating_duration_since(now);
+        let wait = if std::mem::take(&mut first_turn) {
+            Duration::ZERO
+        } else {
+            next_tick.saturating_duration_since(now)
+        };
         match inbox.recv_timeout(wait) {
             Ok(input) => {
                 core.handle(input, &mut out);
