@@ -333,19 +333,37 @@ fn member_args(node: &Node, initial: &str, extra: &[String]) -> Vec<String> {
 
 /// GETs `path` from member `addr` (`127.0.0.1:port`) over plain HTTP/1.1 and returns the body.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    http_request(addr, "GET", path, "").map(|(_, body)| body)
+}
+
+/// POSTs `body` to `path` on member `addr` over plain HTTP/1.1 (as a JSON gateway client
+/// does); returns the status line and the body.
+pub fn http_post(addr: &str, path: &str, body: &str) -> std::io::Result<(String, String)> {
+    http_request(addr, "POST", path, body)
+}
+
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    Ok(out
+    let status = out.lines().next().unwrap_or_default().to_string();
+    let body = out
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
-        .unwrap_or(out))
+        .unwrap_or(out);
+    Ok((status, body))
 }
 
 /// The value of a Prometheus counter or gauge named `name` (without labels) in `text`.

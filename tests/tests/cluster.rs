@@ -460,4 +460,28 @@ async fn a_single_member_serves_writes_as_soon_as_it_listens() {
     assert_eq!(health, r#"{"health":"true","reason":""}"#);
     assert_eq!(quorum_tests::http_get(&eps[0], "/livez").unwrap(), "ok");
     assert_eq!(quorum_tests::http_get(&eps[0], "/readyz").unwrap(), "ok");
+    // etcd's JSON gateway on the same port: a put through it is seen by gRPC clients, and
+    // errors come back as HTTP statuses with etcd's message.
+    let (status, body) = quorum_tests::http_post(
+        &eps[0],
+        "/v3/kv/put",
+        r#"{"key":"Z3c=","value":"anNvbg=="}"#,
+    )
+    .unwrap();
+    assert!(status.contains(" 200 "), "{status}\n{body}");
+    assert!(body.contains(r#""revision":"4""#), "{body}");
+    let r = c.get("gw", None).await.unwrap();
+    assert_eq!(r.kvs()[0].value(), b"json");
+    let (status, body) =
+        quorum_tests::http_post(&eps[0], "/v3/kv/range", r#"{"key":"Z3c="}"#).unwrap();
+    assert!(status.contains(" 200 "), "{status}\n{body}");
+    assert!(body.contains(r#""value":"anNvbg==""#), "{body}");
+    let (status, body) =
+        quorum_tests::http_post(&eps[0], "/v3/kv/range", r#"{"key":"Z3c=","revision":"99"}"#)
+            .unwrap();
+    assert!(status.contains(" 400 "), "{status}\n{body}");
+    assert!(
+        body.contains("etcdserver: mvcc: required revision is a future revision"),
+        "{body}"
+    );
 }

@@ -3,7 +3,9 @@
 //!
 //! The `.proto` sources live in `proto/` (see the crate README); everything here is generated
 //! from them at build time (prost messages, tonic clients and servers). `bytes` fields are
-//! [`prost::bytes::Bytes`], so that payloads are shared without copies.
+//! [`prost::bytes::Bytes`], so that payloads are shared without copies. etcd's messages also
+//! implement serde in the JSON form of etcd's gRPC gateway (proto field names, 64-bit integers
+//! as strings, bytes in base64).
 
 #![warn(missing_docs)]
 
@@ -16,33 +18,46 @@ macro_rules! generated {
             include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
         }
     };
+    ($(#[$doc:meta])* $name:ident, $package:literal, json) => {
+        $(#[$doc])*
+        #[allow(missing_docs, clippy::all, clippy::pedantic, rustdoc::all)]
+        pub mod $name {
+            include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
+            include!(concat!(env!("OUT_DIR"), "/", $package, ".serde.rs"));
+        }
+    };
 }
 
 generated!(
     /// etcd's MVCC data model (`mvccpb`): `KeyValue`, `Event`.
     mvccpb,
-    "mvccpb"
+    "mvccpb",
+    json
 );
 generated!(
     /// etcd's auth records (`authpb`): `User`, `Permission`, `Role`.
     authpb,
-    "authpb"
+    "authpb",
+    json
 );
 generated!(
     /// The etcd v3 API (`etcdserverpb`): services KV, Watch, Lease, Cluster, Maintenance, Auth,
     /// with their messages; `*_client` and `*_server` modules hold the tonic code.
     etcdserverpb,
-    "etcdserverpb"
+    "etcdserverpb",
+    json
 );
 generated!(
     /// etcd's lock service (`v3lockpb`).
     v3lockpb,
-    "v3lockpb"
+    "v3lockpb",
+    json
 );
 generated!(
     /// etcd's election service (`v3electionpb`).
     v3electionpb,
-    "v3electionpb"
+    "v3electionpb",
+    json
 );
 
 /// Quorum's own packages (`quorum.*`), nested as their protobuf package names are so that the

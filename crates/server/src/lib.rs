@@ -10,6 +10,7 @@ pub mod convert;
 pub mod core;
 pub mod entry;
 pub mod error;
+pub mod gateway;
 pub mod housekeeping;
 pub mod http;
 pub mod ids;

@@ -484,10 +484,19 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             }
         });
     }
+    // One set of gRPC services (one auth gate, whose tokens are this member's) for every
+    // client listener and the JSON gateway.
+    let grpc = crate::services::routes(member.clone());
     for l in client_listeners.into_iter().chain(metrics_listeners) {
-        let router = crate::services::routes(member.clone())
+        let router = grpc
+            .clone()
             .into_axum_router()
-            .merge(crate::http::router(member.clone()));
+            .merge(crate::http::router(member.clone()))
+            .merge(crate::gateway::router(
+                grpc.clone(),
+                usize::try_from(cfg.max_request_bytes).unwrap_or(usize::MAX),
+                crate::services::GRPC_OVERHEAD_BYTES,
+            ));
         let routes = tonic::service::Routes::from(router);
         let mut rx = shutdown_rx.clone();
         tokio::spawn(async move {

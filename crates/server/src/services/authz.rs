@@ -316,9 +316,11 @@ where
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         }
+        // etcd also takes the token from `authorization` (its gateway's header).
         let token = req
             .headers()
             .get(TOKEN_METADATA)
+            .or_else(|| req.headers().get(http::header::AUTHORIZATION))
             .map(|v| v.as_bytes().to_vec());
         match self.gate.admit(req.uri().path(), token.as_deref()) {
             Ok(caller) => {

@@ -34,7 +34,7 @@ pub mod syncer;
 pub mod watch;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
