@@ -2,7 +2,7 @@
 //! when events were applied is replayed from history, in bounded rounds, every
 //! [`SYNC_INTERVAL`] (etcd: 100 ms). One task per store, started by the first watch.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
@@ -11,21 +11,23 @@ use quorum_mvcc::Store;
 /// How often unsynced watchers are caught up.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Addresses of the stores that have a syncer running. A store is registered while its syncer
-/// runs; the syncer unregisters it when the store is gone.
-fn running() -> &'static Mutex<HashSet<usize>> {
-    static RUNNING: OnceLock<Mutex<HashSet<usize>>> = OnceLock::new();
-    RUNNING.get_or_init(|| Mutex::new(HashSet::new()))
+/// The stores that have a syncer, by address. An entry whose store is gone is stale: a new
+/// store at the same address (tests open many) starts its own syncer, even if the old one's
+/// task died with its runtime before it could remove the entry.
+fn running() -> &'static Mutex<HashMap<usize, Weak<Store>>> {
+    static RUNNING: OnceLock<Mutex<HashMap<usize, Weak<Store>>>> = OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// Starts the syncer of `store` unless it runs already. Must be called inside a tokio runtime.
 pub fn ensure_syncer(store: &Arc<Store>) {
     let addr = Arc::as_ptr(store) as usize;
     {
-        let mut set = running().lock().unwrap_or_else(PoisonError::into_inner);
-        if !set.insert(addr) {
+        let mut map = running().lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(&addr).is_some_and(|w| w.strong_count() > 0) {
             return;
         }
+        map.insert(addr, Arc::downgrade(store));
     }
     let weak: Weak<Store> = Arc::downgrade(store);
     tokio::spawn(async move {
@@ -43,9 +45,10 @@ pub fn ensure_syncer(store: &Arc<Store>) {
                 Err(e) => tracing::warn!("watcher catch-up task failed: {e}"),
             }
         }
-        running()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&addr);
+        // Only a stale entry: another store at this address may have its own syncer now.
+        let mut map = running().lock().unwrap_or_else(PoisonError::into_inner);
+        if map.get(&addr).is_some_and(|w| w.strong_count() == 0) {
+            map.remove(&addr);
+        }
     });
 }
