@@ -70,17 +70,31 @@ fn wait_healthy(ctl: &Ctl) {
     }
 }
 
-#[test]
-fn etcdctl_drives_a_quorum_cluster() {
+/// A healthy 3-member cluster and an etcdctl over its endpoints, each written by `endpoint`;
+/// `None` (with a notice) when etcdctl is not installed.
+fn healthy_cluster(endpoint: impl Fn(&str) -> String) -> Option<(Cluster, Ctl)> {
     if !have_etcdctl() {
         eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
-        return;
+        return None;
     }
     let cluster = Cluster::start(binary(), 3, &[]);
     let ctl = Ctl {
-        endpoints: cluster.endpoints().join(","),
+        endpoints: cluster
+            .endpoints()
+            .iter()
+            .map(|e| endpoint(e))
+            .collect::<Vec<_>>()
+            .join(","),
     };
     wait_healthy(&ctl);
+    Some((cluster, ctl))
+}
+
+#[test]
+fn etcdctl_drives_a_quorum_cluster() {
+    let Some((cluster, ctl)) = healthy_cluster(|e| e.to_string()) else {
+        return;
+    };
 
     assert_eq!(ctl.ok(&["put", "foo", "bar"]).trim(), "OK");
     assert_eq!(ctl.ok(&["get", "foo"]), "foo\nbar\n");
@@ -176,15 +190,9 @@ fn etcdctl_drives_a_quorum_cluster() {
 /// `etcdctl member add/list/update/promote/remove` and their output, with etcd's refusals.
 #[test]
 fn etcdctl_membership_commands() {
-    if !have_etcdctl() {
-        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+    let Some((cluster, ctl)) = healthy_cluster(|e| e.to_string()) else {
         return;
-    }
-    let cluster = Cluster::start(binary(), 3, &[]);
-    let ctl = Ctl {
-        endpoints: cluster.endpoints().join(","),
     };
-    wait_healthy(&ctl);
     let peer = format!("http://127.0.0.1:{}", quorum_tests::free_port());
 
     // Right after start the members have not been connected for etcd's health interval.
@@ -319,4 +327,53 @@ fn etcdctl_membership_commands() {
     assert!(err.contains("member not found"), "{err}");
     // The cluster still serves.
     assert_eq!(ctl.ok(&["put", "after", "membership"]).trim(), "OK");
+}
+
+/// etcdctl 3.4 sends the endpoint URL itself as the HTTP/2 `:authority` when endpoints carry a
+/// scheme (`--endpoints http://...`, and every `--cluster` command, which dials the members'
+/// client URLs). etcd ignores it; Quorum must too (vendor/h2/QUORUM-PATCH.md).
+#[test]
+fn etcdctl_with_url_endpoints_and_cluster_flag() {
+    let Some((cluster, ctl)) = healthy_cluster(|e| format!("http://{e}")) else {
+        return;
+    };
+    assert_eq!(ctl.ok(&["put", "url", "ok"]).trim(), "OK");
+    assert_eq!(ctl.ok(&["get", "url", "--print-value-only"]), "ok\n");
+
+    // --cluster from a scheme-less endpoint: etcdctl dials every member's client URL, once
+    // every member has published them (as with etcd, shortly after it starts).
+    let one = Ctl {
+        endpoints: cluster.endpoints()[0].clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = one.ok(&["member", "list", "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&list).expect("json output");
+        let published = v["members"]
+            .as_array()
+            .map(|ms| ms.iter().filter(|m| m["clientURLs"].is_array()).count())
+            .unwrap_or(0);
+        if published == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "client URLs never published: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // (etcdctl 3.4 prints the health lines on stderr.)
+    let (ok, out, err) = one.run_with_stdin(&["endpoint", "health", "--cluster"], None);
+    assert!(ok, "{out}{err}");
+    let health = format!("{out}{err}");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    let status = one.ok(&["endpoint", "status", "--cluster", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).expect("json output");
+    let statuses = v.as_array().expect("one status per member");
+    assert_eq!(statuses.len(), 3, "{status}");
+    let leaders = statuses
+        .iter()
+        .filter(|s| s["Status"]["leader"] == s["Status"]["header"]["member_id"])
+        .count();
+    assert_eq!(leaders, 1, "{status}");
 }
