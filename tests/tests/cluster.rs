@@ -449,6 +449,11 @@ async fn a_single_member_serves_writes_as_soon_as_it_listens() {
         Some(2.0 * 1024.0 * 1024.0 * 1024.0)
     );
     assert!(metric("etcd_mvcc_db_total_size_in_bytes").is_some_and(|v| v > 0.0));
+    // Process metrics, as etcd's Go client library exports them (etcdctl check datascale).
+    assert!(
+        metric("process_resident_memory_bytes").is_some_and(|v| v > 0.0),
+        "{m}"
+    );
     assert!(metric("etcd_server_proposals_committed_total").is_some_and(|v| v >= 2.0));
     assert!(m.contains("etcd_server_id{server_id=\""), "{m}");
     assert!(

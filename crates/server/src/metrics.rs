@@ -130,6 +130,12 @@ impl Metrics {
     /// Creates the metrics in a fresh registry.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
+        // process_resident_memory_bytes, process_cpu_seconds_total, open fds...: what etcd
+        // exports from its Go client library (`etcdctl check datascale` reads the RSS one).
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let has_leader = IntGauge::with_opts(Opts::new(
             "etcd_server_has_leader",
             "Whether or not a leader exists. 1 is existence, 0 is not.",
