@@ -74,15 +74,11 @@ impl<B: Backend> Lease for LeaseService<B> {
         let req = convert::lease_revoke_from_pb(request.get_ref());
         // etcd: revoking deletes the attached keys, so it needs WRITE on each of them.
         let attached = self.b.lease_info(req.id, true).map_err(server_err)?.keys;
-        let accesses: Vec<super::authz::Access<'_>> = attached
-            .iter()
-            .map(|k| super::authz::Access {
-                key: k,
-                range_end: &[],
-                perm: quorum_mvcc::PermType::Write,
-            })
-            .collect();
-        let auth_rev = super::authz::check(&self.b, &c, &accesses)?;
+        let auth_rev = super::authz::check(
+            &self.b,
+            &c,
+            &key_accesses(&attached, quorum_mvcc::PermType::Write),
+        )?;
         let w = super::authz::authorize(WriteRequest::LeaseRevoke(req), auth_rev, &c);
         match propose_write(&self.b, w).await? {
             WriteResponse::LeaseRevoke(r) => Ok(Response::new(pb::LeaseRevokeResponse {
@@ -142,6 +138,15 @@ impl<B: Backend> Lease for LeaseService<B> {
         // ... and the granted TTL and keys as of now, not as of this member's last apply.
         self.b.read_barrier().await.map_err(server_err)?;
         let info = self.b.lease_info(r.id, r.keys).map_err(server_err)?;
+        if r.keys {
+            // etcd 3.5: listing the keys needs READ on each of them.
+            let c = super::authz::caller(&request);
+            super::authz::check(
+                &self.b,
+                &c,
+                &key_accesses(&info.keys, quorum_mvcc::PermType::Read),
+            )?;
+        }
         let hdr = current_header(&self.b)?;
         let resp = match remaining {
             Some(ttl) if info.ttl != -1 => pb::LeaseTimeToLiveResponse {
@@ -175,4 +180,15 @@ impl<B: Backend> Lease for LeaseService<B> {
                 .collect(),
         }))
     }
+}
+
+/// One access of kind `perm` to each of `keys` (the keys attached to a lease).
+fn key_accesses(keys: &[Vec<u8>], perm: quorum_mvcc::PermType) -> Vec<super::authz::Access<'_>> {
+    keys.iter()
+        .map(|k| super::authz::Access {
+            key: k,
+            range_end: &[],
+            perm,
+        })
+        .collect()
 }

@@ -994,3 +994,65 @@ async fn require_leader_calls_are_refused_and_their_watches_ended_without_a_lead
     let ev = recv(&mut plain).await;
     assert_eq!(ev.events.len(), 1);
 }
+
+/// etcd 3.5: LeaseTimeToLive with `keys` needs READ on every attached key (without `keys`,
+/// anyone authenticated may ask).
+#[tokio::test]
+async fn lease_time_to_live_with_keys_needs_read_on_them() {
+    let (_b, ch) = setup().await;
+    let lease = LeaseClient::new(ch.clone())
+        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let mut p = put("secret", "v");
+    p.lease = lease;
+    KvClient::new(ch.clone()).put(p).await.unwrap();
+    let mut auth = AuthClient::new(ch.clone());
+    for (name, password) in [("root", "pw"), ("bob", "pw")] {
+        auth.user_add(pb::AuthUserAddRequest {
+            name: name.into(),
+            password: password.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    auth.user_grant_role(pb::AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.auth_enable(pb::AuthEnableRequest {}).await.unwrap();
+    let token = |name: &str| {
+        let mut auth = auth.clone();
+        let name = name.to_string();
+        async move {
+            auth.authenticate(pb::AuthenticateRequest {
+                name,
+                password: "pw".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .token
+        }
+    };
+    let ttl = |token: String, keys: bool| {
+        let mut c = LeaseClient::new(ch.clone());
+        async move {
+            let mut req = tonic::Request::new(pb::LeaseTimeToLiveRequest { id: lease, keys });
+            req.metadata_mut().insert("token", token.parse().unwrap());
+            c.lease_time_to_live(req).await
+        }
+    };
+    let bob = token("bob").await;
+    let e = ttl(bob.clone(), true).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert_eq!(e.message(), "etcdserver: permission denied");
+    assert_eq!(ttl(bob, false).await.unwrap().into_inner().granted_ttl, 60);
+    let r = ttl(token("root").await, true).await.unwrap().into_inner();
+    assert_eq!(r.keys, vec![b"secret".to_vec()]);
+}
