@@ -120,6 +120,10 @@ pub struct Flags {
     /// that this member cannot vouch for (a voter it is not connected to).
     #[arg(long, env = "QUORUM_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
     pub strict_reconfig_check: bool,
+    /// Serve etcd's JSON gateway (`/v3/...` over HTTP) on the client port, as etcd does by
+    /// default.
+    #[arg(long, env = "QUORUM_ENABLE_GRPC_GATEWAY", num_args = 0..=1, default_missing_value = "true", default_value = "true")]
+    pub enable_grpc_gateway: bool,
     /// Restore this backup (a file written by `etcdctl snapshot save` or `quorumctl snapshot
     /// save` from Quorum) into a new cluster: give the same file to every member of the new
     /// cluster on its first start (`--initial-cluster-state new`, empty data dir). Ignored,
@@ -226,6 +230,8 @@ pub struct Config {
     pub snapshot_catchup_entries: u64,
     /// `--strict-reconfig-check`: refuse membership changes that endanger the quorum.
     pub strict_reconfig_check: bool,
+    /// `--enable-grpc-gateway`: serve the JSON gateway on the client port.
+    pub enable_grpc_gateway: bool,
     /// `--auth-token-ttl`.
     pub auth_token_ttl: Duration,
     /// `--restore-snapshot`: the backup a new cluster starts from.
@@ -383,6 +389,7 @@ impl Flags {
             max_snapshots: self.max_snapshots,
             snapshot_catchup_entries: self.snapshot_catchup_entries,
             strict_reconfig_check: self.strict_reconfig_check,
+            enable_grpc_gateway: self.enable_grpc_gateway,
             auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
             restore_snapshot: self.restore_snapshot,
         })
@@ -413,7 +420,6 @@ pub const IGNORED_ETCD_FLAGS: &[&str] = &[
     "unsafe-no-fsync",
     "socket-reuse-port",
     "socket-reuse-address",
-    "enable-grpc-gateway",
     "initial-election-tick-advance",
     "experimental-enable-lease-checkpoint",
     "experimental-enable-lease-checkpoint-persist",
@@ -655,19 +661,22 @@ mod tests {
         assert_eq!(c.election_timeout, Duration::from_millis(1000));
     }
 
+    /// Boolean etcd flags that default to on: absent, bare and `=false`.
     #[test]
-    fn strict_reconfig_check_is_on_unless_turned_off() {
-        assert!(flags(&[]).unwrap().strict_reconfig_check);
-        assert!(
-            flags(&["--strict-reconfig-check"])
-                .unwrap()
-                .strict_reconfig_check
-        );
-        assert!(
-            !flags(&["--strict-reconfig-check=false"])
-                .unwrap()
-                .strict_reconfig_check
-        );
+    fn default_on_flags_turn_off_only_when_told() {
+        type Get = fn(&Config) -> bool;
+        let cases: [(&str, Get); 2] = [
+            ("strict-reconfig-check", |c| c.strict_reconfig_check),
+            ("enable-grpc-gateway", |c| c.enable_grpc_gateway),
+        ];
+        for (flag, get) in cases {
+            assert!(get(&flags(&[]).unwrap()), "{flag} default");
+            assert!(get(&flags(&[&format!("--{flag}")]).unwrap()), "--{flag}");
+            assert!(
+                !get(&flags(&[&format!("--{flag}=false")]).unwrap()),
+                "--{flag}=false"
+            );
+        }
     }
 
     #[test]

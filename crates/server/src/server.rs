@@ -488,15 +488,17 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     // client listener and the JSON gateway.
     let grpc = crate::services::routes(member.clone());
     for l in client_listeners.into_iter().chain(metrics_listeners) {
-        let router = grpc
+        let mut router = grpc
             .clone()
             .into_axum_router()
-            .merge(crate::http::router(member.clone()))
-            .merge(crate::gateway::router(
+            .merge(crate::http::router(member.clone()));
+        if cfg.enable_grpc_gateway {
+            router = router.merge(crate::gateway::router(
                 grpc.clone(),
                 usize::try_from(cfg.max_request_bytes).unwrap_or(usize::MAX),
                 crate::services::GRPC_OVERHEAD_BYTES,
             ));
+        }
         let routes = tonic::service::Routes::from(router);
         let mut rx = shutdown_rx.clone();
         tokio::spawn(async move {
