@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -84,6 +84,10 @@ pub struct Shared {
     pub(crate) stopped: AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) peers: Peers,
+    /// Channels for `Forward` calls, by peer URL: connected lazily, reconnected by tonic,
+    /// shared by every forwarded request (a connection per request cost a TCP and HTTP/2
+    /// handshake per lease keep-alive).
+    forward_channels: Mutex<HashMap<String, tonic::transport::Channel>>,
 }
 
 impl Shared {
@@ -135,6 +139,7 @@ impl Shared {
             stopped: AtomicBool::new(false),
             metrics,
             peers: Peers::default(),
+            forward_channels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -342,22 +347,48 @@ impl Shared {
             from_member: self.member_id,
             request: Some(request),
         };
+        let mut last = ServerError::NoLeader;
         for url in urls {
-            let Ok(mut client) =
-                quorum_api::peer::peer_client::PeerClient::connect(url.clone()).await
-            else {
+            let Some(channel) = self.forward_channel(&url) else {
                 continue;
             };
-            let resp = tokio::time::timeout(self.request_timeout, client.forward(req))
+            let mut client = quorum_api::peer::peer_client::PeerClient::new(channel);
+            let result = tokio::time::timeout(self.request_timeout, client.forward(req))
                 .await
-                .map_err(|_| ServerError::Timeout)?
-                .map_err(ServerError::Status)?
-                .into_inner();
-            return resp
-                .response
-                .ok_or_else(|| ServerError::Internal("empty forward response".into()));
+                .map_err(|_| ServerError::Timeout)?;
+            match result {
+                Ok(resp) => {
+                    return resp
+                        .into_inner()
+                        .response
+                        .ok_or_else(|| ServerError::Internal("empty forward response".into()))
+                }
+                // Unreachable at this URL: the leader may listen on another.
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    last = ServerError::Status(status);
+                }
+                Err(status) => return Err(ServerError::Status(status)),
+            }
         }
-        Err(ServerError::NoLeader)
+        Err(last)
+    }
+
+    /// The channel for `Forward` calls to `url` (created on first use; `None`: a bad URL).
+    fn forward_channel(&self, url: &str) -> Option<tonic::transport::Channel> {
+        let mut channels = self
+            .forward_channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = channels.get(url) {
+            return Some(c.clone());
+        }
+        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+            .ok()?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(url.to_string(), channel.clone());
+        Some(channel)
     }
 
     /// Proposes `change` (its request id is assigned here) and waits until it is applied.
