@@ -490,3 +490,45 @@ async fn a_single_member_serves_writes_as_soon_as_it_listens() {
         "{body}"
     );
 }
+
+/// Lease calls reaching a follower are forwarded to the leader over one shared peer channel,
+/// not a connection each (which cost a TCP and HTTP/2 handshake per keep-alive and left a
+/// TIME_WAIT socket behind every one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_lease_calls_share_one_connection() {
+    let cluster = Cluster::start(binary(), 3, &[]);
+    let leader = wait_leader(&cluster, &[0, 1, 2], Duration::from_secs(30)).await;
+    let follower = (leader + 1) % 3;
+    let mut c = connect(&[cluster.endpoints()[follower].clone()]).await;
+    let lease = c.lease_grant(60, None).await.unwrap().id();
+    let peer_port: u16 = cluster.nodes[leader]
+        .peer_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("peer URL with a port");
+    // Warm up: the first forwarded call opens the follower's channel to the leader.
+    c.lease_time_to_live(lease, None).await.unwrap();
+    let before = sockets_to_port(peer_port);
+    for _ in 0..30 {
+        let ttl = c.lease_time_to_live(lease, None).await.unwrap();
+        assert!(ttl.ttl() > 0, "lease expired: {}", ttl.ttl());
+    }
+    let after = sockets_to_port(peer_port);
+    assert!(
+        after <= before + 2,
+        "30 forwarded calls opened {} connections to the leader's peer port",
+        after.saturating_sub(before)
+    );
+}
+
+/// TCP sockets (any state, TIME_WAIT included) whose remote end is `127.0.0.1:port`.
+fn sockets_to_port(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(2) == Some(remote.as_str()))
+        .count()
+}
