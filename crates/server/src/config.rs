@@ -46,6 +46,18 @@ pub struct Flags {
     /// This member's client URLs to advertise to the rest of the cluster.
     #[arg(long, env = "QUORUM_ADVERTISE_CLIENT_URLS")]
     pub advertise_client_urls: Option<String>,
+    /// PEM certificate served on `https://` client URLs.
+    #[arg(long, env = "QUORUM_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `--cert-file`.
+    #[arg(long, env = "QUORUM_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates are verified against.
+    #[arg(long, env = "QUORUM_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Require a client certificate signed by `--trusted-ca-file` on `https://` client URLs.
+    #[arg(long, env = "QUORUM_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub client_cert_auth: bool,
     /// URLs to listen on for peer traffic.
     #[arg(
         long,
@@ -179,6 +191,20 @@ pub struct InitialMember {
     pub peer_urls: Vec<String>,
 }
 
+/// TLS of the `https://` client listeners (etcd's `--cert-file`, `--key-file`,
+/// `--trusted-ca-file`, `--client-cert-auth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTls {
+    /// PEM certificate chain served.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA certificates that verify client certificates.
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Whether a verified client certificate is required.
+    pub client_cert_auth: bool,
+}
+
 /// Validated configuration, derived from [`Flags`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -190,6 +216,10 @@ pub struct Config {
     pub wal_dir: PathBuf,
     /// Client listen addresses (host:port).
     pub listen_client: Vec<String>,
+    /// The client listen addresses whose URLs are `https://`.
+    pub listen_client_tls: Vec<String>,
+    /// TLS for `https://` client URLs (`None` when there are none).
+    pub client_tls: Option<ClientTls>,
     /// Advertised client URLs.
     pub advertise_client_urls: Vec<String>,
     /// Peer listen addresses (host:port).
@@ -255,6 +285,34 @@ impl Flags {
             .clone()
             .unwrap_or_else(|| data_dir.join("member").join("wal"));
         let listen_client = parse_listen_urls("--listen-client-urls", &self.listen_client_urls)?;
+        let listen_client_tls: Vec<String> =
+            parse_urls("--listen-client-urls", &self.listen_client_urls)?
+                .iter()
+                .filter(|u| u.starts_with("https://"))
+                .map(|u| {
+                    url_to_addr(u).map_err(|e| ConfigError(format!("--listen-client-urls: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+        let client_tls = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some(ClientTls {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                trusted_ca_file: self.trusted_ca_file.clone(),
+                client_cert_auth: self.client_cert_auth,
+            }),
+            (None, None) if listen_client_tls.is_empty() => None,
+            _ => {
+                return Err(ConfigError(
+                    "https:// client URLs need both --cert-file and --key-file (PEM)".into(),
+                ))
+            }
+        };
+        if self.client_cert_auth && self.trusted_ca_file.is_none() {
+            return Err(ConfigError(
+                "--client-cert-auth needs --trusted-ca-file: the CA that signs client certificates"
+                    .into(),
+            ));
+        }
         let listen_peer = parse_listen_urls("--listen-peer-urls", &self.listen_peer_urls)?;
         let advertise_client_urls = match &self.advertise_client_urls {
             Some(s) => parse_urls("--advertise-client-urls", s)?,
@@ -369,6 +427,8 @@ impl Flags {
             data_dir,
             wal_dir,
             listen_client,
+            listen_client_tls,
+            client_tls,
             advertise_client_urls,
             listen_peer,
             advertise_peer_urls,
@@ -484,9 +544,12 @@ fn parse_urls(flag: &str, list: &str) -> Result<Vec<String>, ConfigError> {
         })?;
         match url.scheme() {
             "http" | "unix" | "unixs" => {}
+            "https" if flag.contains("client") => {}
             "https" => {
                 return Err(ConfigError(format!(
-                    "{flag}: {raw:?}: TLS is not supported yet; use http:// on a trusted network"
+                    "{flag}: {raw:?}: TLS is only supported on client URLs so far (https:// \
+                     in --listen-client-urls with --cert-file/--key-file); use http:// here, \
+                     on a trusted network"
                 )))
             }
             other => {
@@ -659,6 +722,25 @@ mod tests {
         );
         assert_eq!(c.quota_backend_bytes, DEFAULT_QUOTA_BYTES);
         assert_eq!(c.election_timeout, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn client_tls_needs_its_files_and_peer_tls_is_refused() {
+        let https = ["--listen-client-urls=https://127.0.0.1:2379"];
+        let e = flags(&https).unwrap_err().0;
+        assert!(e.contains("--cert-file and --key-file"), "{e}");
+        let c = flags(&[https[0], "--cert-file=c.pem", "--key-file=k.pem"]).unwrap();
+        assert_eq!(c.listen_client_tls, vec!["127.0.0.1:2379"]);
+        let tls = c.client_tls.expect("client TLS");
+        assert_eq!(tls.cert_file, PathBuf::from("c.pem"));
+        assert!(!tls.client_cert_auth);
+        let e = flags(&["--client-cert-auth"]).unwrap_err().0;
+        assert!(e.contains("--trusted-ca-file"), "{e}");
+        let e = flags(&["--listen-peer-urls=https://127.0.0.1:2380"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("only supported on client URLs"), "{e}");
+        assert!(flags(&[]).unwrap().client_tls.is_none());
     }
 
     /// Boolean etcd flags that default to on: absent, bare and `=false`.

@@ -22,6 +22,7 @@ pub mod restore;
 pub mod server;
 pub mod services;
 pub mod shell;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 

@@ -426,6 +426,11 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
 
     // Listeners first, so that a port conflict is reported before anything runs.
     let peer_listeners = bind_all(&cfg.listen_peer, "peer").await?;
+    // Read the TLS files before listening: a bad file is reported at once.
+    let client_tls = match &cfg.client_tls {
+        Some(t) => Some(crate::tls::acceptor(t).map_err(StartError)?),
+        None => None,
+    };
     let client_listeners = bind_all(&cfg.listen_client, "client").await?;
     let metrics_listeners = bind_all(&cfg.listen_metrics, "metrics").await?;
     let peer_addrs: Vec<SocketAddr> = peer_listeners
@@ -487,7 +492,17 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     // One set of gRPC services (one auth gate, whose tokens are this member's) for every
     // client listener and the JSON gateway.
     let grpc = crate::services::routes(member.clone());
-    for l in client_listeners.into_iter().chain(metrics_listeners) {
+    let tls_of = |addr: &String| {
+        cfg.listen_client_tls
+            .contains(addr)
+            .then(|| client_tls.clone())
+            .flatten()
+    };
+    let listeners = client_listeners
+        .into_iter()
+        .zip(cfg.listen_client.iter().map(tls_of))
+        .chain(metrics_listeners.into_iter().map(|l| (l, None)));
+    for (l, tls) in listeners {
         let mut router = grpc
             .clone()
             .into_axum_router()
@@ -502,14 +517,26 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         let routes = tonic::service::Routes::from(router);
         let mut rx = shutdown_rx.clone();
         tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-            let res = tonic::transport::Server::builder()
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let server = tonic::transport::Server::builder()
                 .accept_http1(true)
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
+                .add_routes(routes);
+            let res = match tls {
+                Some(acceptor) => {
+                    server
+                        .serve_with_incoming_shutdown(crate::tls::incoming(l, acceptor), shutdown)
+                        .await
+                }
+                None => {
+                    let incoming =
+                        tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+                    server
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+            };
             if let Err(e) = res {
                 warn!("client listener stopped: {e}");
             }
