@@ -382,11 +382,7 @@ impl Shared {
         if let Some(c) = channels.get(url) {
             return Some(c.clone());
         }
-        let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-            .ok()?
-            .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = crate::transport::peer_endpoint(url)?.connect_lazy();
         channels.insert(url.to_string(), channel.clone());
         Some(channel)
     }
@@ -854,19 +850,17 @@ pub(crate) fn run_core<F: quorum_storage::FileSystem>(
             // Idle (no input queued, no fsync in flight): the core would only wait for this
             // fsync, so it syncs itself, sparing two thread hand-offs per write — what a lone
             // client waits for. Otherwise the sync thread does it while the core goes on.
-            let mut idle = in_flight.load(Ordering::Acquire) == 0;
-            let mut queued = None;
-            if idle {
+            let busy = in_flight.load(Ordering::Acquire) != 0;
+            let queued = if busy {
+                None
+            } else {
                 match inbox.try_recv() {
-                    Ok(input) => {
-                        queued = Some(input);
-                        idle = false;
-                    }
-                    Err(std_mpsc::TryRecvError::Empty) => {}
+                    Ok(input) => Some(input),
+                    Err(std_mpsc::TryRecvError::Empty) => None,
                     Err(std_mpsc::TryRecvError::Disconnected) => return Ok(()),
                 }
-            }
-            if idle {
+            };
+            if !busy && queued.is_none() {
                 let durable = sync_handle
                     .sync()
                     .unwrap_or_else(|e| fatal(&crate::core::CoreError::Wal(e)));

@@ -142,15 +142,23 @@ fn is_removed_status(s: &Status) -> bool {
         && s.message() == crate::error::ServerError::Removed.to_string()
 }
 
-async fn connect(urls: &[String]) -> Option<PeerClient<tonic::transport::Channel>> {
-    for url in urls {
-        let endpoint = match tonic::transport::Endpoint::from_shared(url.clone()) {
-            Ok(e) => e
-                .connect_timeout(Duration::from_millis(500))
+/// How every connection to a peer is set up (Raft streams, snapshots, forwarded calls):
+/// `None` for a URL that is not one.
+pub fn peer_endpoint(url: &str) -> Option<tonic::transport::Endpoint> {
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .ok()
+        .map(|e| {
+            e.connect_timeout(Duration::from_millis(500))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(5))
-                .keep_alive_timeout(Duration::from_secs(5)),
-            Err(_) => continue,
+                .keep_alive_timeout(Duration::from_secs(5))
+        })
+}
+
+async fn connect(urls: &[String]) -> Option<PeerClient<tonic::transport::Channel>> {
+    for url in urls {
+        let Some(endpoint) = peer_endpoint(url) else {
+            continue;
         };
         if let Ok(ch) = endpoint.connect().await {
             return Some(
