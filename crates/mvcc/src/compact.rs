@@ -1,10 +1,14 @@
 //! Incremental physical compaction.
 //!
 //! A compaction request only moves the logical compaction revision `C` (reads below it fail at
-//! once). The physical work walks the `rev` table from a persisted cursor up to `C`, a bounded
-//! number of entries per step, and for each entry `(key, r)`:
+//! once). The physical work walks the `history` table from a persisted cursor up to `C`, a
+//! bounded number of entries per step, and for each entry `(key, r)`:
 //! * removes every older revision of `key` (they are superseded by `r <= C`);
-//! * removes `r` itself when it is a tombstone below `C`.
+//! * removes `r` itself when it is a tombstone below `C`;
+//!
+//! from the key index and the `history` table together. Before removing anything for `C` it
+//! raises the index's floor to `C`, so a reader whose engine snapshot predates the compaction
+//! fails with `compacted` instead of missing revisions.
 //!
 //! Invariant: after the walk reaches `C`, for every key the only revisions `<= C` left are its
 //! newest one, unless that one is a tombstone below `C`. Revision `C` itself is walked again by
@@ -13,6 +17,7 @@
 //! newest revision `<= rev` with `rev >= C`, which the walk never removes.
 
 use crate::error::MvccError;
+use crate::read::write_index;
 use crate::schema::*;
 use crate::write::{meta_get, Writer};
 use redb::ReadableTable;
@@ -24,6 +29,7 @@ pub(crate) fn step(w: &mut Writer<'_>, max_entries: usize) -> Result<bool, MvccE
     if done >= target {
         return Ok(true);
     }
+    write_index(w.index).raise_floor(target);
     let mut cursor = (
         meta_get(&w.meta, META_CURSOR_MAIN)?.unwrap_or(0),
         meta_get(&w.meta, META_CURSOR_SUB)?.unwrap_or(0),
@@ -31,18 +37,19 @@ pub(crate) fn step(w: &mut Writer<'_>, max_entries: usize) -> Result<bool, MvccE
     let mut processed = 0usize;
     let mut finished = true;
     loop {
-        // Re-seek every entry: the step mutates the tables it walks.
+        // Re-seek every entry: the step mutates the table it walks.
         let next = {
-            let mut it = w.rev.range(cursor..)?;
+            let mut it = w.history.range(cursor..)?;
             match it.next() {
                 Some(item) => {
                     let (k, v) = item?;
-                    Some((k.value(), v.value().to_vec()))
+                    let (key, rec) = split_history(v.value())?;
+                    Some((k.value(), key.to_vec(), Record::is_tombstone(rec)))
                 }
                 None => None,
             }
         };
-        let Some(((main, sub), key)) = next else {
+        let Some(((main, sub), key, tomb)) = next else {
             break;
         };
         if main > target {
@@ -53,7 +60,10 @@ pub(crate) fn step(w: &mut Writer<'_>, max_entries: usize) -> Result<bool, MvccE
             break;
         }
         processed += 1;
-        compact_entry(w, &key, main, sub, target)?;
+        let removed = write_index(w.index).prune(&key, main, sub, tomb && main < target);
+        for r in removed {
+            w.history.remove(r.pos())?;
+        }
         cursor = if sub == u64::MAX {
             (main + 1, 0)
         } else {
@@ -69,36 +79,4 @@ pub(crate) fn step(w: &mut Writer<'_>, max_entries: usize) -> Result<bool, MvccE
         w.meta.insert(META_CURSOR_SUB, cursor.1)?;
     }
     Ok(finished)
-}
-
-fn compact_entry(
-    w: &mut Writer<'_>,
-    key: &[u8],
-    main: u64,
-    sub: u64,
-    target: u64,
-) -> Result<(), MvccError> {
-    debug_assert!(main <= target);
-    let older: Vec<(u64, u64)> = {
-        let mut out = Vec::new();
-        for item in w.kv.range((key, 0u64, 0u64)..(key, main, sub))? {
-            let (k, _) = item?;
-            let (_, m, s) = k.value();
-            out.push((m, s));
-        }
-        out
-    };
-    for (m, s) in older {
-        w.kv.remove((key, m, s))?;
-        w.rev.remove((m, s))?;
-    }
-    let tomb = match w.kv.get((key, main, sub))? {
-        Some(v) => Record::is_tombstone(v.value()),
-        None => false,
-    };
-    if tomb && main < target {
-        w.kv.remove((key, main, sub))?;
-        w.rev.remove((main, sub))?;
-    }
-    Ok(())
 }

@@ -9,9 +9,9 @@
 
 pub mod auth;
 mod compact;
-mod count_cache;
 pub mod error;
 mod hash;
+mod index;
 pub mod lessor;
 mod read;
 mod schema;

@@ -1,9 +1,8 @@
 //! On-disk layout: redb table definitions and the encoding of stored records.
 //!
-//! * `kv`: `(key, main, sub) -> record`, every stored revision of every key, ordered by key then
-//!   revision. This is the key index: no in-memory copy of it exists.
-//! * `rev`: `(main, sub) -> key`, the same revisions ordered by revision, for watch catch-up and
-//!   compaction.
+//! * `history`: `(main, sub) -> key ‖ record`, every stored revision of every key, ordered by
+//!   revision, so writes append at the end of the B-tree. The key index over it is kept in
+//!   memory (`index.rs`) and rebuilt from this table when the store opens.
 //! * `meta`: named counters (consistent index, current and compaction revisions, compaction
 //!   cursor).
 //! * `lease`: `id -> (granted ttl, checkpointed remaining ttl)`.
@@ -15,10 +14,10 @@ use crate::error::MvccError;
 use crate::types::{AlarmType, KeyValue};
 use redb::TableDefinition;
 
-/// Every revision of every key.
-pub(crate) const KV: TableDefinition<(&[u8], u64, u64), &[u8]> = TableDefinition::new("kv");
-/// Revision order index.
-pub(crate) const REV: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("rev");
+/// Every stored revision of every key: `(main, sub) -> key ‖ record` ([`encode_history`]).
+pub(crate) const HISTORY: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("history");
+/// The key-ordered table of the first store layout: a store holding it is refused at open.
+pub(crate) const LEGACY_KV: TableDefinition<(&[u8], u64, u64), &[u8]> = TableDefinition::new("kv");
 /// Named counters.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Leases.
@@ -73,28 +72,48 @@ pub(crate) enum Record {
 }
 
 impl Record {
-    /// Encodes for the `kv` table.
+    /// Encodes the record (the part of a `history` value after the key).
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding of the record to `out`.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
-            Record::Tombstone => vec![TAG_TOMBSTONE],
+            Record::Tombstone => out.push(TAG_TOMBSTONE),
             Record::Put {
                 create_revision,
                 version,
                 lease,
                 value,
             } => {
-                let mut out = Vec::with_capacity(PUT_HEADER + value.len());
+                out.reserve(PUT_HEADER + value.len());
                 out.push(TAG_PUT);
                 out.extend_from_slice(&create_revision.to_be_bytes());
                 out.extend_from_slice(&version.to_be_bytes());
                 out.extend_from_slice(&lease.to_be_bytes());
                 out.extend_from_slice(value);
-                out
             }
         }
     }
 
-    /// Decodes a `kv` table value; `keys_only` skips copying the value.
+    /// `(create_revision, version, lease)` of an encoded put record; `None` for a tombstone.
+    pub(crate) fn decode_meta(bytes: &[u8]) -> Result<Option<(u64, i64, i64)>, MvccError> {
+        match Record::decode(&bytes[..bytes.len().min(PUT_HEADER)], true)? {
+            Record::Tombstone => Ok(None),
+            Record::Put {
+                create_revision,
+                version,
+                lease,
+                ..
+            } => Ok(Some((create_revision, version, lease))),
+        }
+    }
+
+    /// Decodes a record (a `history` value after its key); `keys_only` skips copying the value.
     pub(crate) fn decode(bytes: &[u8], keys_only: bool) -> Result<Record, MvccError> {
         match bytes.first() {
             Some(&TAG_TOMBSTONE) if bytes.len() == 1 => Ok(Record::Tombstone),
@@ -146,6 +165,39 @@ impl Record {
             }),
         }
     }
+}
+
+/// Encodes a `history` value: `u32 key length ‖ key ‖ record` into `out` (cleared first).
+pub(crate) fn encode_history(key: &[u8], rec: &Record, out: &mut Vec<u8>) -> Result<(), MvccError> {
+    encode_history_key(key, out)?;
+    rec.encode_into(out);
+    Ok(())
+}
+
+/// Starts a `history` value in `out` (cleared first): the key and its length; the encoded
+/// record follows.
+pub(crate) fn encode_history_key(key: &[u8], out: &mut Vec<u8>) -> Result<(), MvccError> {
+    let len = u32::try_from(key.len())
+        .map_err(|_| MvccError::Storage(format!("key of {} bytes is too long", key.len())))?;
+    out.clear();
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(key);
+    Ok(())
+}
+
+/// Splits a `history` value into `(key, record bytes)`.
+pub(crate) fn split_history(bytes: &[u8]) -> Result<(&[u8], &[u8]), MvccError> {
+    let bad = || MvccError::CorruptData(format!("bad history record of {} bytes", bytes.len()));
+    let len: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    let end = usize::try_from(u32::from_be_bytes(len))
+        .ok()
+        .and_then(|l| l.checked_add(4))
+        .filter(|end| *end <= bytes.len())
+        .ok_or_else(bad)?;
+    Ok((&bytes[4..end], &bytes[end..]))
 }
 
 /// Revisions are stored unsigned; etcd exposes them as int64. Revisions never exceed
@@ -220,6 +272,19 @@ mod tests {
         assert!(Record::decode(&[9, 9], false).is_err());
         assert!(Record::decode(&[TAG_PUT, 1, 2], false).is_err());
         assert!(Record::decode(&[], false).is_err());
+        assert_eq!(Record::decode_meta(&r.encode()).unwrap(), Some((7, 3, -5)));
+        assert_eq!(Record::decode_meta(&[TAG_TOMBSTONE]).unwrap(), None);
+    }
+
+    #[test]
+    fn history_round_trip() {
+        let mut buf = vec![1, 2, 3];
+        encode_history(b"key", &Record::Tombstone, &mut buf).unwrap();
+        let (k, rec) = split_history(&buf).unwrap();
+        assert_eq!((k, rec), (&b"key"[..], &[TAG_TOMBSTONE][..]));
+        assert!(split_history(&[0, 0, 0, 9, 1]).is_err(), "key past the end");
+        assert!(split_history(&[0, 0]).is_err());
+        assert!(split_history(&[0xFF, 0xFF, 0xFF, 0xFF]).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Streamed snapshot export/import of the whole store.
 //!
 //! Format: `MAGIC`, then records `tag ‖ fields`, each variable field prefixed by its u32
-//! big-endian length, then `TAG_END ‖ crc32c(everything before)`. The `rev` table is not
-//! written: it is rebuilt from `kv` on import. Neither side buffers more than one record.
+//! big-endian length, then `TAG_END ‖ crc32c(everything before)`. Key-value records are
+//! written in revision order (`key, main, sub, record`); the key index is rebuilt from them
+//! after an import. Neither side buffers more than one record.
 
 use crate::error::MvccError;
 use crate::schema::*;
@@ -99,15 +100,16 @@ pub(crate) fn export(txn: &ReadTransaction, out: impl Write) -> Result<(), MvccE
         w.bytes(k.value().as_bytes())?;
         w.u64(v.value())?;
     }
-    let kv = txn.open_table(KV)?;
-    for item in kv.iter()? {
+    let history = txn.open_table(HISTORY)?;
+    for item in history.iter()? {
         let (k, v) = item?;
-        let (key, main, sub) = k.value();
+        let (main, sub) = k.value();
+        let (key, rec) = split_history(v.value())?;
         w.put(&[TAG_KV])?;
         w.bytes(key)?;
         w.u64(main)?;
         w.u64(sub)?;
-        w.bytes(v.value())?;
+        w.bytes(rec)?;
     }
     let lease = txn.open_table(LEASE)?;
     for item in lease.iter()? {
@@ -172,8 +174,7 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
     }
     {
         let txn = db.begin_write()?;
-        txn.delete_table(KV)?;
-        txn.delete_table(REV)?;
+        txn.delete_table(HISTORY)?;
         txn.delete_table(META)?;
         txn.delete_table(LEASE)?;
         txn.delete_table(LEASE_KEYS)?;
@@ -189,8 +190,8 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
         let mut done = false;
         {
             let mut meta = txn.open_table(META)?;
-            let mut kv = txn.open_table(KV)?;
-            let mut rev = txn.open_table(REV)?;
+            let mut history = txn.open_table(HISTORY)?;
+            let mut buf = Vec::new();
             let mut lease = txn.open_table(LEASE)?;
             let mut lease_keys = txn.open_table(LEASE_KEYS)?;
             let mut alarm = txn.open_table(ALARM)?;
@@ -217,8 +218,9 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
                         let sub = r.u64()?;
                         let val = r.bytes()?;
                         Record::decode(&val, true)?;
-                        kv.insert((key.as_slice(), main, sub), val.as_slice())?;
-                        rev.insert((main, sub), key.as_slice())?;
+                        encode_history_key(&key, &mut buf)?;
+                        buf.extend_from_slice(&val);
+                        history.insert((main, sub), buf.as_slice())?;
                     }
                     TAG_LEASE => {
                         let id = r.i64()?;

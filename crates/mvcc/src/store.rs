@@ -2,11 +2,11 @@
 //! snapshots, quota).
 
 use crate::compact;
-use crate::count_cache::CountCache;
 use crate::error::MvccError;
 use crate::hash;
+use crate::index::{KeyIndex, Rev};
 use crate::lessor::Lessor;
-use crate::read;
+use crate::read::{self, write_index};
 use crate::schema::*;
 use crate::snapshot;
 use crate::types::*;
@@ -17,12 +17,12 @@ use crate::write::{
 };
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    WriteTransaction,
+    TableHandle, WriteTransaction,
 };
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use tokio::sync::mpsc::Sender;
 
 /// Store configuration.
@@ -117,7 +117,11 @@ pub struct Store {
     lessor: Mutex<Lessor>,
     in_use: AtomicU64,
     commits: AtomicU64,
-    count_cache: Mutex<CountCache>,
+    /// The key index over the `history` table (see `index.rs`).
+    index: RwLock<KeyIndex>,
+    /// Held (shared) by readers that combine an engine snapshot with the key index, and
+    /// exclusively by a snapshot import, which replaces both.
+    import_gate: RwLock<()>,
     /// The auth state as last committed (replaced, never mutated, by the apply path).
     auth: std::sync::RwLock<std::sync::Arc<crate::auth::AuthState>>,
     /// Tokens assigned by applied `Authenticate` requests, until the server takes them.
@@ -162,14 +166,24 @@ impl Store {
             // Create every table so readers never see a missing one.
             let txn = db.begin_write()?;
             {
-                let meta = txn.open_table(META)?;
+                let mut meta = txn.open_table(META)?;
                 if meta_get(&meta, META_IMPORTING)?.is_some() {
                     return Err(MvccError::CorruptData(
                         "an interrupted snapshot import left the store incomplete".to_string(),
                     ));
                 }
-                txn.open_table(KV)?;
-                txn.open_table(REV)?;
+                if txn.list_tables()?.any(|t| t.name() == LEGACY_KV.name()) {
+                    return Err(MvccError::CorruptData(
+                        "the store was written by an older Quorum build (key-ordered layout); \
+                         take a snapshot with that build and restore it with this one"
+                            .to_string(),
+                    ));
+                }
+                if meta_get(&meta, META_CURRENT_REV)?.is_none() {
+                    // Every snapshot carries the revision, even one of an empty store.
+                    meta.insert(META_CURRENT_REV, INITIAL_REVISION)?;
+                }
+                txn.open_table(HISTORY)?;
                 txn.open_table(LEASE)?;
                 txn.open_table(LEASE_KEYS)?;
                 txn.open_table(ALARM)?;
@@ -195,13 +209,65 @@ impl Store {
             alarm_cache: std::sync::RwLock::new(std::sync::Arc::new(Vec::new())),
             in_use: AtomicU64::new(0),
             commits: AtomicU64::new(0),
-            count_cache: Mutex::new(CountCache::default()),
+            index: RwLock::new(KeyIndex::default()),
+            import_gate: RwLock::new(()),
             auth: std::sync::RwLock::new(std::sync::Arc::new(auth)),
             assigned_tokens: Mutex::new(std::collections::VecDeque::new()),
         };
         store.load_cached_state()?;
+        store.rebuild_index()?;
         store.update_usage()?;
         Ok(store)
+    }
+
+    /// Rebuilds the key index from the committed `history` table (at open and after an
+    /// import): one ordered scan, revisions arrive oldest first.
+    fn rebuild_index(&self) -> Result<(), MvccError> {
+        let started = std::time::Instant::now();
+        let txn = self.db.begin_read()?;
+        let (_, compact) = counters(&txn)?;
+        let table = txn.open_table(HISTORY)?;
+        let mut ix = KeyIndex::default();
+        let mut revisions = 0u64;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            let (main, sub) = k.value();
+            let (key, rec) = split_history(v.value())?;
+            let live = Record::decode_meta(rec)?;
+            let sub = u32::try_from(sub).map_err(|_| {
+                MvccError::CorruptData(format!("sub-revision {sub} of revision {main} too large"))
+            })?;
+            ix.push(
+                key,
+                Rev {
+                    main,
+                    sub,
+                    tomb: live.is_none(),
+                },
+                live,
+            )?;
+            revisions += 1;
+        }
+        ix.raise_floor(compact);
+        let keys = ix.len();
+        *write_index(&self.index) = ix;
+        let took = started.elapsed();
+        if took > std::time::Duration::from_millis(500) {
+            tracing::info!(
+                keys,
+                revisions,
+                "key index rebuilt from the store in {:.1} s",
+                took.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
+    /// Shared hold of the import gate (see [`Store::import_gate`]).
+    fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.import_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reloads the in-memory copies of committed state (counters, consistent index, alarms)
@@ -325,7 +391,7 @@ impl Store {
         let mut pending = self.write_txn(&mut slot)?;
         let mut results = Vec::with_capacity(entries.len());
         let written = (|| {
-            let mut w = Writer::open(&pending.txn, self.limits())?;
+            let mut w = Writer::open(&pending.txn, &self.index, self.limits())?;
             w.events_mode = events_mode;
             w.auth = self.auth_state();
             let mut ci = meta_get(&w.meta, META_CONSISTENT_INDEX)?.unwrap_or(0);
@@ -364,11 +430,9 @@ impl Store {
             Ok(w) => w,
             Err(e) => {
                 // Dropping the transaction aborts it, and with it the earlier batches it
-                // held, which were answered as applied: only a restart (replaying the log)
-                // brings them back.
-                if pending.batches > 0 {
-                    *lock(&self.failed) = Some(e.to_string());
-                }
+                // held, which were answered as applied, while the key index keeps what the
+                // batch changed: only a restart (replaying the log) makes them agree again.
+                *lock(&self.failed) = Some(e.to_string());
                 self.dirty.store(false, Ordering::Release);
                 return Err(e);
             }
@@ -445,11 +509,12 @@ impl Store {
     /// Serves a range read from a read snapshot (concurrent with applies).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         crate::validate::check_range(req)?;
+        let _gate = self.gate();
         let txn = self.read_txn()?;
         let (current, compact) = counters(&txn)?;
         let rev = resolve_read_rev(req.revision, current, compact)?;
-        let kv = txn.open_table(KV)?;
-        read::range(&kv, req, rev, current, Some(&self.count_cache))
+        let history = txn.open_table(HISTORY)?;
+        read::range(&self.index, &history, req, rev, current)
     }
 
     /// Current revision as of the last applied batch (1 on an empty store, as etcd).
@@ -472,7 +537,7 @@ impl Store {
         let mut slot = lock(&self.write);
         let pending = self.write_txn(&mut slot)?;
         let done = {
-            let mut w = Writer::open(&pending.txn, self.limits())?;
+            let mut w = Writer::open(&pending.txn, &self.index, self.limits())?;
             compact::step(&mut w, max_entries)?
         };
         self.commit_txn(pending.txn, false)?;
@@ -481,23 +546,41 @@ impl Store {
 
     /// `HashKV`: hash of the key-value history up to `revision` (0 = current).
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, MvccError> {
-        let txn = self.read_txn()?;
-        let (current, compact) = counters(&txn)?;
-        let rev = resolve_read_rev(revision, current, compact)?;
-        let kv = txn.open_table(KV)?;
+        let (txn, compact, rev, hash) =
+            self.hash_history(|current, compact| resolve_read_rev(revision, current, compact))?;
+        drop(txn);
         Ok(HashKv {
-            hash: hash::hash_kv(&kv, compact, rev)?,
+            hash,
             compact_revision: rev_i64(compact),
             hash_revision: rev_i64(rev),
         })
     }
 
+    /// Hashes the key-value history up to the revision `upto(current, compact)` picks, on a
+    /// fresh snapshot; returns that snapshot (for more hashing), the compaction revision,
+    /// the revision hashed up to and the hash. A compaction racing the hash makes it start
+    /// again on a newer snapshot.
+    fn hash_history(
+        &self,
+        upto: impl Fn(u64, u64) -> Result<u64, MvccError>,
+    ) -> Result<(ReadTransaction, u64, u64, u32), MvccError> {
+        let _gate = self.gate();
+        for _ in 0..8 {
+            let txn = self.read_txn()?;
+            let (current, compact) = counters(&txn)?;
+            let rev = upto(current, compact)?;
+            let history = txn.open_table(HISTORY)?;
+            if let Some(h) = hash::hash_kv(&self.index, &history, compact, rev)? {
+                drop(history);
+                return Ok((txn, compact, rev, h));
+            }
+        }
+        Err(MvccError::Compacted)
+    }
+
     /// `Hash`: the key-value history, leases, attachments and revision counters.
     pub fn hash(&self) -> Result<u32, MvccError> {
-        let txn = self.read_txn()?;
-        let (current, compact) = counters(&txn)?;
-        let kv = txn.open_table(KV)?;
-        let mut h = hash::hash_kv(&kv, compact, current)?;
+        let (txn, compact, current, mut h) = self.hash_history(|current, _| Ok(current))?;
         h = crc32c::crc32c_append(h, &current.to_be_bytes());
         h = crc32c::crc32c_append(h, &compact.to_be_bytes());
         for item in txn.open_table(LEASE)?.iter()? {
@@ -534,13 +617,19 @@ impl Store {
         let mut slot = lock(&self.write);
         // The image replaces everything: what the open transaction holds is superseded.
         self.commit_pending_locked(&mut slot)?;
+        let _gate = self
+            .import_gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Whatever happens next, the index must not describe the replaced state.
+        write_index(&self.index).clear();
         snapshot::import(&self.db, input)?;
         self.load_cached_state()?;
+        self.rebuild_index()?;
         let current = self.current_rev.load(Ordering::Acquire);
         hub.reset(current);
         drop(hub);
         lock(&self.lessor).demote();
-        lock(&self.count_cache).clear();
         *self.auth.write().unwrap_or_else(PoisonError::into_inner) =
             std::sync::Arc::new(load_auth(&self.db)?);
         drop(slot);
@@ -791,12 +880,12 @@ impl Store {
         // revision already notified (`apply` notifies after it releases `write`; an event it
         // notifies that this catch-up already sent is filtered out by the watcher's next
         // revision).
+        let _gate = self.gate();
         self.commit_pending()?;
         let txn = self.db.begin_read()?;
         let (current, compact) = counters(&txn)?;
-        let kv = txn.open_table(KV)?;
-        let rev = txn.open_table(REV)?;
-        hub.catch_up(id, &kv, &rev, current, compact)
+        let history = txn.open_table(HISTORY)?;
+        hub.catch_up(id, &self.index, &history, current, compact)
     }
 }
 

@@ -14,12 +14,13 @@
 //! waits for a consumer and needs no runtime.
 
 use crate::error::MvccError;
-use crate::read::KvTable;
-use crate::schema::{rev_i64, RangeEnd, Record};
+use crate::index::KeyIndex;
+use crate::read::{read_index, HistoryTable};
+use crate::schema::{rev_i64, split_history, RangeEnd, Record};
 use crate::types::{Event, EventType, KeyValue};
 use crate::write::EventsMode;
-use redb::ReadableTable;
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
@@ -379,11 +380,11 @@ impl WatchHub {
     /// Catches up watcher `id` from a store snapshot at `read_rev` with compaction point
     /// `compact`, reading at most about `max_catchup_events` events. Returns true when the
     /// watcher is synced (or gone) afterwards.
-    pub(crate) fn catch_up<K: KvTable, R: ReadableTable<(u64, u64), &'static [u8]>>(
+    pub(crate) fn catch_up<R: HistoryTable>(
         &mut self,
         id: WatchId,
-        kv: &K,
-        rev_table: &R,
+        index: &RwLock<KeyIndex>,
+        history: &R,
         read_rev: u64,
         compact: u64,
     ) -> Result<bool, MvccError> {
@@ -412,11 +413,16 @@ impl WatchHub {
                 Err(TrySendError::Full(_)) => Ok(false),
             };
         }
+        if w.prev_kv && read_index(index).floor() > compact {
+            // A compaction newer than the snapshot has pruned the index: previous values are
+            // looked up there, so wait for a snapshot that shows the compaction.
+            return Ok(false);
+        }
         let mut events = Vec::new();
         let mut last_rev = w.next_rev - 1;
         if w.next_rev <= read_rev {
             let mut stopped_early = false;
-            for item in rev_table.range((w.next_rev, 0u64)..=(read_rev, u64::MAX))? {
+            for item in history.range((w.next_rev, 0u64)..=(read_rev, u64::MAX))? {
                 let (k, v) = item?;
                 let (main, sub) = k.value();
                 if main != last_rev && events.len() >= max_events {
@@ -424,11 +430,11 @@ impl WatchHub {
                     break;
                 }
                 last_rev = main;
-                let key = v.value();
+                let (key, rec) = split_history(v.value())?;
                 if !RangeEnd::from_request(&w.range_end).contains(&w.key, key) {
                     continue;
                 }
-                let ev = history_event(kv, key, main, sub, w.prev_kv)?;
+                let ev = history_event(index, history, key, main, sub, rec, w.prev_kv)?;
                 if w.wants(&ev) {
                     events.push(ev);
                 }
@@ -463,31 +469,24 @@ impl WatchHub {
     }
 }
 
-/// The event stored at `(key, main, sub)`, with the previous live value when asked.
-fn history_event<K: KvTable>(
-    kv: &K,
+/// The event stored at `(key, main, sub)` (record `rec`), with the previous live value when
+/// asked (the key's revision before it, from the index; compaction never removes the newest
+/// revision below a revision above the compaction point, except a tombstone).
+fn history_event<R: HistoryTable>(
+    index: &RwLock<KeyIndex>,
+    history: &R,
     key: &[u8],
     main: u64,
     sub: u64,
+    rec: &[u8],
     want_prev: bool,
 ) -> Result<Event, MvccError> {
-    let rec = match kv.get((key, main, sub))? {
-        Some(v) => Record::decode(v.value(), false)?,
-        None => {
-            return Err(MvccError::CorruptData(
-                "rev index points to a missing kv entry".to_string(),
-            ))
-        }
-    };
+    let rec = Record::decode(rec, false)?;
     let prev_kv = if want_prev {
-        let mut it = kv.range((key, 0u64, 0u64)..(key, main, sub))?;
-        match it.next_back() {
-            Some(item) => {
-                let (k, v) = item?;
-                let (_, m, _) = k.value();
-                Record::decode(v.value(), false)?.into_kv(key, m)
-            }
-            None => None,
+        let before = read_index(index).get(key).and_then(|e| e.before(main, sub));
+        match before {
+            Some(r) if !r.tomb => Some(crate::read::kv_at(history, key, r, false)?),
+            _ => None,
         }
     } else {
         None

@@ -1,14 +1,17 @@
-//! The apply path: executes committed write requests inside one redb write transaction.
+//! The apply path: executes committed write requests inside one redb write transaction, keeping
+//! the in-memory key index in step with the `history` table.
 //!
 //! Every request is fully validated against the state before it mutates anything, so a request
 //! that fails leaves no trace and consumes no revision (etcd's `checkRequests` + apply).
 
 use crate::error::MvccError;
-use crate::read::{self, Visit};
+use crate::index::{KeyIndex, Rev};
+use crate::read::{self, read_index, write_index};
 use crate::schema::*;
 use crate::types::*;
 use crate::validate;
 use redb::{ReadableTable, Table, WriteTransaction};
+use std::sync::RwLock;
 
 /// etcd's `MaxLeaseTTL` (seconds).
 pub(crate) const MAX_LEASE_TTL: i64 = 9_000_000_000;
@@ -43,8 +46,12 @@ pub(crate) struct ApplyLimits {
 
 /// The state tables of one write transaction plus the revision bookkeeping.
 pub(crate) struct Writer<'t> {
-    pub kv: Table<'t, (&'static [u8], u64, u64), &'static [u8]>,
-    pub rev: Table<'t, (u64, u64), &'static [u8]>,
+    /// Every stored revision, by revision.
+    pub history: Table<'t, (u64, u64), &'static [u8]>,
+    /// The key index over `history` (changed together with it).
+    pub index: &'t RwLock<KeyIndex>,
+    /// Encoding buffer for `history` values.
+    buf: Vec<u8>,
     pub meta: Table<'t, &'static str, u64>,
     pub lease: Table<'t, i64, (i64, i64)>,
     pub lease_keys: Table<'t, (i64, &'static [u8]), ()>,
@@ -81,13 +88,18 @@ pub(crate) fn meta_get<T: ReadableTable<&'static str, u64>>(
 
 impl<'t> Writer<'t> {
     /// Opens every table of `txn`.
-    pub(crate) fn open(txn: &'t WriteTransaction, limits: ApplyLimits) -> Result<Self, MvccError> {
+    pub(crate) fn open(
+        txn: &'t WriteTransaction,
+        index: &'t RwLock<KeyIndex>,
+        limits: ApplyLimits,
+    ) -> Result<Self, MvccError> {
         let meta = txn.open_table(META)?;
         let current = meta_get(&meta, META_CURRENT_REV)?.unwrap_or(INITIAL_REVISION);
         let compact = meta_get(&meta, META_COMPACT_REV)?.unwrap_or(0);
         Ok(Writer {
-            kv: txn.open_table(KV)?,
-            rev: txn.open_table(REV)?,
+            history: txn.open_table(HISTORY)?,
+            index,
+            buf: Vec::new(),
             meta,
             lease: txn.open_table(LEASE)?,
             lease_keys: txn.open_table(LEASE_KEYS)?,
@@ -140,7 +152,13 @@ impl<'t> Writer<'t> {
             WriteRequest::Range(r) => {
                 validate::check_range(r)?;
                 let rev = self.read_rev(r.revision)?;
-                WriteResponse::Range(read::range(&self.kv, r, rev, self.current, None)?)
+                WriteResponse::Range(read::range(
+                    self.index,
+                    &self.history,
+                    r,
+                    rev,
+                    self.current,
+                )?)
             }
             WriteRequest::Put(p) => {
                 validate::check_put(p)?;
@@ -285,15 +303,43 @@ impl<'t> Writer<'t> {
         if p.lease != 0 && self.lease.get(p.lease)?.is_none() {
             return Err(MvccError::LeaseNotFound);
         }
-        if (p.ignore_value || p.ignore_lease) && read::get(&self.kv, &p.key, u64::MAX)?.is_none() {
+        if (p.ignore_value || p.ignore_lease) && self.live(&p.key).is_none() {
             return Err(MvccError::KeyNotFound);
         }
         Ok(())
     }
 
+    /// The newest revision of `key` with its metadata, when it is live: `(rev, create,
+    /// version, lease)`.
+    fn live(&self, key: &[u8]) -> Option<(Rev, u64, i64, i64)> {
+        let ix = read_index(self.index);
+        let e = ix.get(key)?;
+        e.live().map(|r| (r, e.create, e.version, e.lease))
+    }
+
+    /// The live key-value of `key`; `with_value` false leaves the value empty (no engine
+    /// read: the index holds the rest).
+    fn current_kv(&self, key: &[u8], with_value: bool) -> Result<Option<KeyValue>, MvccError> {
+        let Some((rev, create, version, lease)) = self.live(key) else {
+            return Ok(None);
+        };
+        if with_value {
+            return Ok(Some(read::kv_at(&self.history, key, rev, false)?));
+        }
+        Ok(Some(KeyValue {
+            key: key.to_vec(),
+            create_revision: rev_i64(create),
+            mod_revision: rev_i64(rev.main),
+            version,
+            value: Vec::new(),
+            lease,
+        }))
+    }
+
     fn put(&mut self, p: &PutRequest) -> Result<PutResponse, MvccError> {
         let main = self.main();
-        let prev = read::get(&self.kv, &p.key, u64::MAX)?;
+        let with_value = p.prev_kv || p.ignore_value || self.events_mode == EventsMode::WithPrev;
+        let prev = self.current_kv(&p.key, with_value)?;
         let (value, lease) = match &prev {
             Some(prev) => (
                 if p.ignore_value {
@@ -354,9 +400,25 @@ impl<'t> Writer<'t> {
 
     fn write_record(&mut self, key: &[u8], rec: &Record) -> Result<(), MvccError> {
         let (main, sub) = (self.main(), self.sub);
-        let bytes = rec.encode();
-        self.kv.insert((key, main, sub), bytes.as_slice())?;
-        self.rev.insert((main, sub), key)?;
+        let rev = Rev {
+            main,
+            sub: u32::try_from(sub).map_err(|_| {
+                MvccError::Storage(format!("more than {} writes in one revision", u32::MAX))
+            })?,
+            tomb: matches!(rec, Record::Tombstone),
+        };
+        encode_history(key, rec, &mut self.buf)?;
+        self.history.insert((main, sub), self.buf.as_slice())?;
+        let live = match rec {
+            Record::Tombstone => None,
+            Record::Put {
+                create_revision,
+                version,
+                lease,
+                ..
+            } => Some((*create_revision, *version, *lease)),
+        };
+        write_index(self.index).push(key, rev, live)?;
         self.sub += 1;
         Ok(())
     }
@@ -368,24 +430,21 @@ impl<'t> Writer<'t> {
         want_prev: bool,
     ) -> Result<DeleteRangeResponse, MvccError> {
         let end = RangeEnd::from_request(range_end);
+        // Values are read only when someone needs them (memory of a large delete).
+        let with_values = want_prev || self.events_mode == EventsMode::WithPrev;
         let mut doomed: Vec<KeyValue> = Vec::new();
-        // Values are kept only when someone needs them (memory of a large delete).
-        let skip_values = !want_prev && self.events_mode != EventsMode::WithPrev;
-        read::scan(
-            &self.kv,
-            key,
-            &end,
-            u64::MAX,
-            || true,
-            |k, main, rec| {
-                if let Some(bytes) = rec {
-                    if let Some(kv) = Record::decode(bytes, skip_values)?.into_kv(k, main) {
-                        doomed.push(kv);
-                    }
-                }
-                Ok(Visit::Continue)
-            },
-        )?;
+        let mut picked = Vec::new();
+        read_index(self.index).scan(key, &end, u64::MAX, |k, r, e| {
+            if with_values {
+                picked.push((k.to_vec(), r));
+            } else {
+                doomed.push(read::meta_kv(k, r, e));
+            }
+            true
+        });
+        for (k, r) in picked {
+            doomed.push(read::kv_at(&self.history, &k, r, false)?);
+        }
         let deleted = i64::try_from(doomed.len()).unwrap_or(i64::MAX);
         for prev in &doomed {
             self.delete_key(prev)?;
@@ -446,27 +505,24 @@ impl<'t> Writer<'t> {
         let end = RangeEnd::from_request(&c.range_end);
         let mut all = true;
         let mut any = false;
-        read::scan(
-            &self.kv,
-            &c.key,
-            &end,
-            u64::MAX,
-            || true,
-            |k, main, rec| {
-                any = true;
-                let kv = match rec {
-                    Some(bytes) => Record::decode(bytes, false)?.into_kv(k, main),
-                    None => None,
-                };
-                if let Some(kv) = kv {
-                    if !compare_kv(c, &kv) {
-                        all = false;
-                        return Ok(Visit::Stop);
-                    }
-                }
-                Ok(Visit::Continue)
-            },
-        )?;
+        // Only a VALUE compare needs records; the index knows every other target.
+        let mut picked = Vec::new();
+        read_index(self.index).scan(&c.key, &end, u64::MAX, |k, r, e| {
+            any = true;
+            if c.target == CompareTarget::Value {
+                picked.push((k.to_vec(), r));
+                true
+            } else {
+                all = compare_kv(c, &read::meta_kv(k, r, e));
+                all
+            }
+        });
+        for (k, r) in picked {
+            if !compare_kv(c, &read::kv_at(&self.history, &k, r, false)?) {
+                all = false;
+                break;
+            }
+        }
         if !any {
             // etcd: a missing key never matches a VALUE compare; otherwise compare zero values.
             if c.target == CompareTarget::Value {
@@ -536,7 +592,7 @@ impl<'t> Writer<'t> {
                         u64::MAX
                     };
                     let header = self.txn_revision();
-                    ResponseOp::Range(read::range(&self.kv, r, rev, header, None)?)
+                    ResponseOp::Range(read::range(self.index, &self.history, r, rev, header)?)
                 }
                 RequestOp::Put(p) => {
                     let mut resp = self.put(p)?;
@@ -608,8 +664,9 @@ impl<'t> Writer<'t> {
             return Err(MvccError::LeaseNotFound);
         }
         let keys = lease_keys_of(&self.lease_keys, id)?;
+        let with_value = self.events_mode == EventsMode::WithPrev;
         for key in &keys {
-            if let Some(prev) = read::get(&self.kv, key, u64::MAX)? {
+            if let Some(prev) = self.current_kv(key, with_value)? {
                 debug_assert_eq!(prev.lease, id, "lease_keys out of sync with kv");
                 self.delete_key(&prev)?;
             }

@@ -370,6 +370,10 @@ enum Op {
     Write(WriteRequest),
     Read(RangeRequest),
     PhysicalCompaction(usize),
+    /// Close and open the store again (rebuilds the in-memory key index).
+    Reopen,
+    /// Export a snapshot and import it into the same store (rebuilds the index too).
+    SnapshotRoundTrip,
 }
 
 fn key() -> impl Strategy<Value = Vec<u8>> {
@@ -533,6 +537,8 @@ fn op() -> impl Strategy<Value = Op> {
             LeaseRevokeRequest { id }
         ))),
         1 => (1usize..5).prop_map(Op::PhysicalCompaction),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::SnapshotRoundTrip),
     ]
 }
 
@@ -589,6 +595,12 @@ proptest! {
                 }
                 Op::PhysicalCompaction(n) => {
                     h.store.run_compaction(*n).unwrap();
+                }
+                Op::Reopen => h = h.reopen(),
+                Op::SnapshotRoundTrip => {
+                    let mut image = Vec::new();
+                    h.store.snapshot_export(&mut image).unwrap();
+                    h.store.snapshot_import(image.as_slice()).unwrap();
                 }
             }
         }

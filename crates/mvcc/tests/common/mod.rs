@@ -7,6 +7,7 @@ pub struct Harness {
     pub dir: TempDir,
     pub store: Store,
     pub index: u64,
+    pub opts: StoreOptions,
 }
 
 pub fn options() -> StoreOptions {
@@ -24,11 +25,31 @@ impl Harness {
 
     pub fn with_options(opts: StoreOptions) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db"), opts).unwrap();
+        let store = Store::open(dir.path().join("db"), opts.clone()).unwrap();
         Harness {
             dir,
             store,
             index: 0,
+            opts,
+        }
+    }
+
+    /// Closes the store durably and opens it again (the key index is rebuilt from disk).
+    pub fn reopen(self) -> Harness {
+        let Harness {
+            dir,
+            store,
+            index,
+            opts,
+        } = self;
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path().join("db"), opts.clone()).unwrap();
+        Harness {
+            dir,
+            store,
+            index,
+            opts,
         }
     }
 
