@@ -25,6 +25,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use sha2::{Digest, Sha256};
 
 use crate::error::{corrupt, invalid, Result};
+use crate::proto::{bytes_field, for_each_field, message_field, varint_field};
 use crate::reader::{ReadAt, Reader};
 
 /// The MVCC key space: revision key → `mvccpb.KeyValue`.
@@ -165,110 +166,241 @@ pub struct KeyValue {
     pub lease: i64,
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(b: &[u8], pos: &mut usize) -> Result<u64> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let Some(&byte) = b.get(*pos) else {
-            return Err(corrupt!("protobuf: truncated varint"));
-        };
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(corrupt!("protobuf: varint longer than 10 bytes"))
-}
-
 impl KeyValue {
     /// Protobuf encoding as gogoproto's `Marshal` produces it: fields in number order, zero
     /// values omitted (proto3). Byte-identical to etcd's, so hashes over the store match.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.key.len() + self.value.len() + 40);
-        let bytes_field = |out: &mut Vec<u8>, tag: u8, b: &[u8]| {
-            if !b.is_empty() {
-                out.push(tag);
-                put_varint(out, b.len() as u64);
-                out.extend_from_slice(b);
-            }
-        };
-        let int_field = |out: &mut Vec<u8>, tag: u8, v: i64| {
-            if v != 0 {
-                out.push(tag);
-                put_varint(out, v as u64);
-            }
-        };
-        bytes_field(&mut out, 1 << 3 | 2, &self.key);
-        int_field(&mut out, 2 << 3, self.create_revision);
-        int_field(&mut out, 3 << 3, self.mod_revision);
-        int_field(&mut out, 4 << 3, self.version);
-        bytes_field(&mut out, 5 << 3 | 2, &self.value);
-        int_field(&mut out, 6 << 3, self.lease);
+        bytes_field(&mut out, 1, &self.key);
+        varint_field(&mut out, 2, self.create_revision as u64);
+        varint_field(&mut out, 3, self.mod_revision as u64);
+        varint_field(&mut out, 4, self.version as u64);
+        bytes_field(&mut out, 5, &self.value);
+        varint_field(&mut out, 6, self.lease as u64);
         out
     }
 
     /// Decodes a protobuf `mvccpb.KeyValue`; unknown fields are skipped, malformed input is an
     /// error.
     pub fn decode(b: &[u8]) -> Result<KeyValue> {
+        const WHAT: &str = "mvccpb.KeyValue";
         let mut kv = KeyValue::default();
-        let mut pos = 0;
-        while pos < b.len() {
-            let tag = get_varint(b, &mut pos)?;
-            let (field, wire) = (tag >> 3, tag & 7);
-            if field == 0 {
-                return Err(corrupt!("protobuf: field number 0"));
+        for_each_field(b, WHAT, |field, v| {
+            match field {
+                1 => kv.key = v.bytes(WHAT, field)?.to_vec(),
+                2 => kv.create_revision = v.varint(WHAT, field)? as i64,
+                3 => kv.mod_revision = v.varint(WHAT, field)? as i64,
+                4 => kv.version = v.varint(WHAT, field)? as i64,
+                5 => kv.value = v.bytes(WHAT, field)?.to_vec(),
+                6 => kv.lease = v.varint(WHAT, field)? as i64,
+                _ => {}
             }
-            match wire {
-                0 => {
-                    let v = get_varint(b, &mut pos)? as i64;
-                    match field {
-                        2 => kv.create_revision = v,
-                        3 => kv.mod_revision = v,
-                        4 => kv.version = v,
-                        6 => kv.lease = v,
-                        1 | 5 => return Err(corrupt!("protobuf: field {field} is not a varint")),
-                        _ => {}
-                    }
-                }
-                2 => {
-                    let len = get_varint(b, &mut pos)?;
-                    let end = (pos as u64)
-                        .checked_add(len)
-                        .filter(|&e| e <= b.len() as u64)
-                        .ok_or_else(|| corrupt!("protobuf: field {field} runs past the end"))?
-                        as usize;
-                    match field {
-                        1 => kv.key = b[pos..end].to_vec(),
-                        5 => kv.value = b[pos..end].to_vec(),
-                        2 | 3 | 4 | 6 => {
-                            return Err(corrupt!("protobuf: field {field} is not length-delimited"))
-                        }
-                        _ => {}
-                    }
-                    pos = end;
-                }
-                1 | 5 => {
-                    let n = if wire == 1 { 8 } else { 4 };
-                    if field <= 6 {
-                        return Err(corrupt!("protobuf: field {field} has a fixed-width type"));
-                    }
-                    if pos + n > b.len() {
-                        return Err(corrupt!("protobuf: truncated fixed-width field"));
-                    }
-                    pos += n;
-                }
-                _ => return Err(corrupt!("protobuf: unsupported wire type {wire}")),
-            }
-        }
+            Ok(())
+        })?;
         Ok(kv)
+    }
+}
+
+/// `auth` bucket key: whether authentication is enabled (`[1]` or `[0]`).
+pub const AUTH_ENABLED_KEY: &[u8] = b"authEnabled";
+/// `auth` bucket key: the auth revision, 8-byte big-endian u64.
+pub const AUTH_REVISION_KEY: &[u8] = b"authRevision";
+
+/// `leasepb.Lease` (`server/lease/leasepb/lease.proto`), the value of a `lease` bucket entry,
+/// whose key is the id as 8-byte big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lease {
+    /// Field 1: the lease id.
+    pub id: i64,
+    /// Field 2: the granted TTL in seconds.
+    pub ttl: i64,
+    /// Field 3: the remaining TTL of the last checkpoint (0: never checkpointed).
+    pub remaining_ttl: i64,
+}
+
+impl Lease {
+    /// Protobuf encoding (gogoproto's field order, zero values omitted).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24);
+        varint_field(&mut out, 1, self.id as u64);
+        varint_field(&mut out, 2, self.ttl as u64);
+        varint_field(&mut out, 3, self.remaining_ttl as u64);
+        out
+    }
+
+    /// Decodes a `leasepb.Lease`; malformed input is an error.
+    pub fn decode(b: &[u8]) -> Result<Lease> {
+        const WHAT: &str = "leasepb.Lease";
+        let mut l = Lease::default();
+        for_each_field(b, WHAT, |field, v| {
+            match field {
+                1 => l.id = v.varint(WHAT, field)? as i64,
+                2 => l.ttl = v.varint(WHAT, field)? as i64,
+                3 => l.remaining_ttl = v.varint(WHAT, field)? as i64,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(l)
+    }
+}
+
+/// `authpb.User` (`api/authpb/auth.proto`), the value of an `authUsers` entry keyed by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthUser {
+    /// Field 1: the name.
+    pub name: Vec<u8>,
+    /// Field 2: the bcrypt hash of the password (empty for a `no_password` user).
+    pub password: Vec<u8>,
+    /// Field 3: granted role names (etcd keeps them sorted).
+    pub roles: Vec<String>,
+    /// Field 4 (`UserAddOptions`), its field 1: the user has no password.
+    pub no_password: bool,
+}
+
+impl AuthUser {
+    /// Protobuf encoding. `options` is always written, as etcd 3.5 stores the request's
+    /// options (empty unless `no_password`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.name.len() + self.password.len() + 16);
+        bytes_field(&mut out, 1, &self.name);
+        bytes_field(&mut out, 2, &self.password);
+        for r in &self.roles {
+            message_field(&mut out, 3, r.as_bytes());
+        }
+        let mut opts = Vec::new();
+        varint_field(&mut opts, 1, u64::from(self.no_password));
+        message_field(&mut out, 4, &opts);
+        out
+    }
+
+    /// Decodes an `authpb.User`; malformed input (including a role name that is not UTF-8) is
+    /// an error.
+    pub fn decode(b: &[u8]) -> Result<AuthUser> {
+        const WHAT: &str = "authpb.User";
+        let mut u = AuthUser::default();
+        for_each_field(b, WHAT, |field, v| {
+            match field {
+                1 => u.name = v.bytes(WHAT, field)?.to_vec(),
+                2 => u.password = v.bytes(WHAT, field)?.to_vec(),
+                3 => {
+                    let r = std::str::from_utf8(v.bytes(WHAT, field)?)
+                        .map_err(|_| corrupt!("protobuf {WHAT}: a role name is not UTF-8"))?;
+                    u.roles.push(r.to_string());
+                }
+                4 => {
+                    const OPTS: &str = "authpb.UserAddOptions";
+                    for_each_field(v.bytes(WHAT, field)?, OPTS, |f, v| {
+                        if f == 1 {
+                            u.no_password = v.varint(OPTS, f)? != 0;
+                        }
+                        Ok(())
+                    })?;
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(u)
+    }
+}
+
+/// `authpb.Permission`: a key range and the access it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthPermission {
+    /// Field 1: `Type` READ = 0, WRITE = 1, READWRITE = 2.
+    pub perm_type: i32,
+    /// Field 2: the first key.
+    pub key: Vec<u8>,
+    /// Field 3: the range end (empty: the key alone; `[0]`: every key from `key` on).
+    pub range_end: Vec<u8>,
+}
+
+/// `authpb.Role`, the value of an `authRoles` entry keyed by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthRole {
+    /// Field 1: the name.
+    pub name: Vec<u8>,
+    /// Field 2 (`keyPermission`): the permissions, as etcd keeps them sorted by key.
+    pub permissions: Vec<AuthPermission>,
+}
+
+impl AuthRole {
+    /// Protobuf encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.name.len() + 16);
+        bytes_field(&mut out, 1, &self.name);
+        let mut p = Vec::new();
+        for perm in &self.permissions {
+            p.clear();
+            varint_field(&mut p, 1, perm.perm_type as i64 as u64);
+            bytes_field(&mut p, 2, &perm.key);
+            bytes_field(&mut p, 3, &perm.range_end);
+            message_field(&mut out, 2, &p);
+        }
+        out
+    }
+
+    /// Decodes an `authpb.Role`; malformed input is an error.
+    pub fn decode(b: &[u8]) -> Result<AuthRole> {
+        const WHAT: &str = "authpb.Role";
+        const PERM: &str = "authpb.Permission";
+        let mut r = AuthRole::default();
+        for_each_field(b, WHAT, |field, v| {
+            match field {
+                1 => r.name = v.bytes(WHAT, field)?.to_vec(),
+                2 => {
+                    let mut p = AuthPermission::default();
+                    for_each_field(v.bytes(WHAT, field)?, PERM, |f, v| {
+                        match f {
+                            1 => p.perm_type = v.varint(PERM, f)? as i32,
+                            2 => p.key = v.bytes(PERM, f)?.to_vec(),
+                            3 => p.range_end = v.bytes(PERM, f)?.to_vec(),
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                    r.permissions.push(p);
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(r)
+    }
+}
+
+/// `etcdserverpb.AlarmMember`: the *key* of an `alarm` bucket entry (its value is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AlarmMember {
+    /// Field 1: the member that raised the alarm.
+    pub member_id: u64,
+    /// Field 2: `AlarmType` NONE = 0, NOSPACE = 1, CORRUPT = 2.
+    pub alarm: i32,
+}
+
+impl AlarmMember {
+    /// Protobuf encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16);
+        varint_field(&mut out, 1, self.member_id);
+        varint_field(&mut out, 2, self.alarm as i64 as u64);
+        out
+    }
+
+    /// Decodes an `etcdserverpb.AlarmMember`; malformed input is an error.
+    pub fn decode(b: &[u8]) -> Result<AlarmMember> {
+        const WHAT: &str = "etcdserverpb.AlarmMember";
+        let mut a = AlarmMember::default();
+        for_each_field(b, WHAT, |field, v| {
+            match field {
+                1 => a.member_id = v.varint(WHAT, field)?,
+                2 => a.alarm = v.varint(WHAT, field)? as i32,
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(a)
     }
 }
 
@@ -472,6 +604,71 @@ mod tests {
             let _ = KeyValue::decode(&b[..cut]);
         }
         assert!(KeyValue::decode(&[0x0a, 0x05, b'a']).is_err());
+    }
+
+    #[test]
+    fn lease_auth_alarm_round_trips() {
+        let l = Lease {
+            id: 0x1234_5678,
+            ttl: 600,
+            remaining_ttl: 42,
+        };
+        // Hand-assembled: 08 f8ac d191 01, 10 d804, 18 2a.
+        assert_eq!(
+            l.encode(),
+            [0x08, 0xf8, 0xac, 0xd1, 0x91, 0x01, 0x10, 0xd8, 0x04, 0x18, 0x2a]
+        );
+        assert_eq!(Lease::decode(&l.encode()).unwrap(), l);
+        let u = AuthUser {
+            name: b"alice".to_vec(),
+            password: b"$2a$10$hash".to_vec(),
+            roles: vec!["r1".into(), "root".into()],
+            no_password: false,
+        };
+        assert_eq!(AuthUser::decode(&u.encode()).unwrap(), u);
+        let np = AuthUser {
+            password: Vec::new(),
+            no_password: true,
+            ..u.clone()
+        };
+        assert!(np.encode().ends_with(&[0x22, 2, 0x08, 1]));
+        assert_eq!(AuthUser::decode(&np.encode()).unwrap(), np);
+        let r = AuthRole {
+            name: b"r1".to_vec(),
+            permissions: vec![
+                AuthPermission {
+                    perm_type: 0,
+                    key: b"a".to_vec(),
+                    range_end: b"b".to_vec(),
+                },
+                AuthPermission {
+                    perm_type: 2,
+                    key: b"k".to_vec(),
+                    range_end: vec![0],
+                },
+            ],
+        };
+        assert_eq!(AuthRole::decode(&r.encode()).unwrap(), r);
+        let a = AlarmMember {
+            member_id: u64::MAX,
+            alarm: 1,
+        };
+        assert_eq!(AlarmMember::decode(&a.encode()).unwrap(), a);
+        for b in [l.encode(), u.encode(), r.encode(), a.encode()] {
+            for cut in 0..b.len() {
+                let _ = (
+                    Lease::decode(&b[..cut]),
+                    AuthUser::decode(&b[..cut]),
+                    AuthRole::decode(&b[..cut]),
+                    AlarmMember::decode(&b[..cut]),
+                );
+            }
+        }
+        assert!(
+            AuthUser::decode(&[0x1a, 1, 0xff]).is_err(),
+            "role not UTF-8"
+        );
+        assert!(Lease::decode(&[0x0a, 0]).is_err(), "ID is a varint");
     }
 
     #[test]

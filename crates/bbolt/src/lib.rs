@@ -21,6 +21,7 @@
 mod error;
 pub mod etcd;
 pub mod page;
+mod proto;
 mod reader;
 mod writer;
 

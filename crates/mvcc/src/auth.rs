@@ -555,6 +555,100 @@ fn check_name(name: &str, empty: MvccError) -> Result<(), MvccError> {
     Ok(())
 }
 
+impl AuthState {
+    /// Builds a whole auth state from parts read elsewhere (a backup in etcd's layout):
+    /// normalises as the apply path keeps it (a user's roles sorted and unique; a role's
+    /// permissions sorted by `(key, range_end)`, the last one of equal ranges kept, as etcd's
+    /// grant replaces the type) and checks names and limits. Untrusted input: every problem is
+    /// a `CorruptData` naming it.
+    pub fn from_parts(
+        enabled: bool,
+        revision: u64,
+        users: Vec<User>,
+        roles: Vec<Role>,
+    ) -> Result<AuthState, MvccError> {
+        let bad = |what: String| MvccError::CorruptData(format!("auth: {what}"));
+        if users.len() > MAX_USERS || roles.len() > MAX_ROLES {
+            return Err(bad(format!(
+                "{} users and {} roles exceed the limits ({MAX_USERS} each)",
+                users.len(),
+                roles.len()
+            )));
+        }
+        let name_ok = |kind: &str, name: &str| {
+            if name.is_empty() || name.len() > MAX_NAME_BYTES {
+                Err(bad(format!("{kind} name of {} bytes", name.len())))
+            } else {
+                Ok(())
+            }
+        };
+        let mut st = AuthState {
+            enabled,
+            revision: revision.max(INITIAL_AUTH_REVISION),
+            users: BTreeMap::new(),
+            roles: BTreeMap::new(),
+        };
+        for mut u in users {
+            name_ok("user", &u.name)?;
+            u.roles.sort();
+            u.roles.dedup();
+            if u.roles.len() > MAX_ROLES_PER_USER {
+                return Err(bad(format!("user {:?} holds too many roles", u.name)));
+            }
+            for r in &u.roles {
+                name_ok("role", r)?;
+            }
+            if st.users.contains_key(&u.name) {
+                return Err(bad(format!("user {:?} listed twice", u.name)));
+            }
+            st.users.insert(u.name.clone(), u);
+        }
+        for mut r in roles {
+            name_ok("role", &r.name)?;
+            // Stable: of equal ranges the last listed stays last, and is the one kept.
+            r.permissions
+                .sort_by(|a, b| (&a.key, &a.range_end).cmp(&(&b.key, &b.range_end)));
+            let mut perms: Vec<Permission> = Vec::with_capacity(r.permissions.len());
+            for p in r.permissions {
+                match perms.last_mut() {
+                    Some(last) if last.key == p.key && last.range_end == p.range_end => *last = p,
+                    _ => perms.push(p),
+                }
+            }
+            if perms.len() > MAX_PERMISSIONS_PER_ROLE {
+                return Err(bad(format!("role {:?} holds too many permissions", r.name)));
+            }
+            r.permissions = perms;
+            if st.roles.contains_key(&r.name) {
+                return Err(bad(format!("role {:?} listed twice", r.name)));
+            }
+            st.roles.insert(r.name.clone(), r);
+        }
+        Ok(st)
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// Every role, by name.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+}
+
+/// Writes the whole of `state` into an empty auth table (a restored backup).
+pub(crate) fn persist_all(table: &mut AuthTable<'_>, state: &AuthState) -> Result<(), MvccError> {
+    let changed: Vec<Change> = state
+        .users
+        .keys()
+        .map(|n| Change::User(n.clone()))
+        .chain(state.roles.keys().map(|n| Change::Role(n.clone())))
+        .collect();
+    persist(table, state, &changed)
+}
+
 /// A record the apply path must write back (or delete) after a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Change {

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+mod backup;
 mod compact;
 pub mod error;
 mod hash;
@@ -25,6 +26,8 @@ mod write;
 pub use auth::{AuthRequest, AuthResponse, AuthState, PermType, Permission};
 pub use error::{GrpcCode, MvccError};
 pub use lessor::Lessor;
+/// The bbolt file format and etcd's layout in it, for callers of [`Store::backup_import`].
+pub use quorum_bbolt as bbolt;
 pub use snapshot::MAX_FIELD_BYTES;
 pub use store::{request_cost, ApplyOutcome, Store, StoreOptions};
 pub use types::*;

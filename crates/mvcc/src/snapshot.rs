@@ -160,6 +160,21 @@ const META_NAMES: [&str; 7] = [
     META_IMPORTING,
 ];
 
+/// Empties every table of `db` and sets `META_IMPORTING`, in one durable commit: the first
+/// step of an import (here and `backup.rs`); the import's last commit clears the marker.
+pub(crate) fn clear_for_import(db: &Database) -> Result<(), MvccError> {
+    let txn = db.begin_write()?;
+    txn.delete_table(HISTORY)?;
+    txn.delete_table(META)?;
+    txn.delete_table(LEASE)?;
+    txn.delete_table(LEASE_KEYS)?;
+    txn.delete_table(ALARM)?;
+    txn.delete_table(AUTH)?;
+    txn.open_table(META)?.insert(META_IMPORTING, 1)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Replaces the content of `db` with the snapshot read from `input`. A crash in the middle
 /// leaves `META_IMPORTING` set, which `Store::open` refuses.
 pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
@@ -172,17 +187,7 @@ pub(crate) fn import(db: &Database, input: impl Read) -> Result<(), MvccError> {
     if &magic != MAGIC {
         return Err(MvccError::CorruptData("not a snapshot".to_string()));
     }
-    {
-        let txn = db.begin_write()?;
-        txn.delete_table(HISTORY)?;
-        txn.delete_table(META)?;
-        txn.delete_table(LEASE)?;
-        txn.delete_table(LEASE_KEYS)?;
-        txn.delete_table(ALARM)?;
-        txn.delete_table(AUTH)?;
-        txn.open_table(META)?.insert(META_IMPORTING, 1)?;
-        txn.commit()?;
-    }
+    clear_for_import(db)?;
     loop {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::None)

@@ -1,6 +1,7 @@
 //! [`Store`]: the replicated state machine (apply, reads, compaction, leases, watches, hashes,
 //! snapshots, quota).
 
+use crate::backup;
 use crate::compact;
 use crate::error::MvccError;
 use crate::hash;
@@ -19,7 +20,7 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableHandle, WriteTransaction,
 };
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
@@ -613,17 +614,29 @@ impl Store {
     /// Replaces the whole state with a snapshot streamed from `input`. Watchers are cancelled
     /// and the lessor demoted (promote again if this member leads).
     pub fn snapshot_import(&self, input: impl Read) -> Result<(), MvccError> {
+        self.replace_state(|db| snapshot::import(db, input))
+    }
+
+    /// Replaces the whole state by `import` (which rewrites the engine's tables), excluding
+    /// writers, readers and watchers meanwhile, then reloads every in-memory copy: counters,
+    /// key index, watch hub, lessor, auth.
+    fn replace_state(
+        &self,
+        import: impl FnOnce(&Database) -> Result<(), MvccError>,
+    ) -> Result<(), MvccError> {
+        // Lock order: hub, import gate, write. A reader holding the gate may still need the
+        // write lock (to commit the open transaction), so the gate is taken before it.
         let mut hub = lock(&self.hub);
-        let mut slot = lock(&self.write);
-        // The image replaces everything: what the open transaction holds is superseded.
-        self.commit_pending_locked(&mut slot)?;
         let _gate = self
             .import_gate
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.write);
+        // The image replaces everything: what the open transaction holds is superseded.
+        self.commit_pending_locked(&mut slot)?;
         // Whatever happens next, the index must not describe the replaced state.
         write_index(&self.index).clear();
-        snapshot::import(&self.db, input)?;
+        import(&self.db)?;
         self.load_cached_state()?;
         self.rebuild_index()?;
         let current = self.current_rev.load(Ordering::Acquire);
@@ -635,6 +648,27 @@ impl Store {
         drop(slot);
         self.update_usage()?;
         Ok(())
+    }
+
+    /// Writes the whole state (one consistent read snapshot) to `out` as a bbolt file in
+    /// etcd 3.5's backend layout (`backup.rs`): what `etcdctl snapshot save` saves from etcd,
+    /// so `etcdctl snapshot status`/`restore` and etcd itself accept it. `out` should be empty
+    /// (the file is written from its offset 0). Returns the file's size in bytes.
+    pub fn backup_export<W: Write + Seek>(&self, out: W) -> Result<(W, u64), MvccError> {
+        let _gate = self.gate();
+        backup::export(&self.read_txn()?, out)
+    }
+
+    /// Replaces the whole state with a bbolt file in etcd's backend layout (a backup of etcd
+    /// or of Quorum, without its sha256 trailer: see
+    /// [`quorum_bbolt::etcd::open_snapshot`]). The file is untrusted: damage is a
+    /// `CorruptData` error naming it. Locking and crash safety as [`Store::snapshot_import`];
+    /// watchers are cancelled and the lessor demoted.
+    pub fn backup_import<S: quorum_bbolt::ReadAt>(
+        &self,
+        src: &quorum_bbolt::Reader<S>,
+    ) -> Result<(), MvccError> {
+        self.replace_state(|db| backup::import(db, src))
     }
 
     /// Forgets which Raft index the state was applied up to (the consistent index becomes 0)

@@ -1,6 +1,6 @@
 //! The Maintenance service: Status, Alarm, Hash, HashKV, Snapshot, MoveLeader, Defragment.
 
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use crate::convert;
 /// Bytes of snapshot per response (etcd: 32 KiB).
 pub const SNAPSHOT_CHUNK: usize = 32 * 1024;
 /// The snapshot blob is padded with zeros to a multiple of this: etcdctl checks that a saved
-/// snapshot is `n * 512` bytes plus the 32-byte sha256 (it expects a bbolt file).
+/// snapshot is `n * 512` bytes plus the 32-byte sha256 (a bbolt file, whole pages, always is).
 pub const SNAPSHOT_ALIGN: u64 = 512;
 /// Snapshot responses buffered ahead of the client.
 const SNAPSHOT_BUFFER: usize = 4;
@@ -62,21 +62,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("etcdserver: task failed: {e}")))?
 }
 
-/// Exports the store to an anonymous temporary file (so that the size is known before the
-/// first response, for `remaining_bytes`), then streams it in [`SNAPSHOT_CHUNK`] pieces padded
+/// Exports the store as a bbolt file in etcd's backend layout (`Store::backup_export`, so the
+/// saved file is what `etcdctl snapshot save` gets from etcd) to an anonymous temporary file
+/// (so that the size is known before the first response, for `remaining_bytes`), then streams
+/// it in [`SNAPSHOT_CHUNK`] pieces padded
 /// to [`SNAPSHOT_ALIGN`], then a last response holding the sha256 of everything sent, as etcd.
 fn stream_snapshot(
     store: &Store,
     hdr: pb::ResponseHeader,
     tx: &mpsc::Sender<Result<pb::SnapshotResponse, Status>>,
 ) -> Result<(), Status> {
-    let mut file = tempfile::tempfile().map_err(io_err)?;
-    {
-        let mut w = BufWriter::new(&mut file);
-        store.snapshot_export(&mut w).map_err(|e| mvcc_err(&e))?;
-        w.flush().map_err(io_err)?;
-    }
-    let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
+    let file = tempfile::tempfile().map_err(io_err)?;
+    let (w, len) = store
+        .backup_export(BufWriter::new(file))
+        .map_err(|e| mvcc_err(&e))?;
+    let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let total = len.div_ceil(SNAPSHOT_ALIGN) * SNAPSHOT_ALIGN;
     let mut sha = Sha256::new();
