@@ -92,13 +92,24 @@ impl Cluster {
     /// Starts `n` members of a new cluster with `extra` flags each, using the member binary at
     /// `binary`, and waits until every member answers on its client port.
     pub fn start(binary: &Path, n: usize, extra: &[&str]) -> Cluster {
+        Self::start_with_peer_scheme(binary, n, extra, "http")
+    }
+
+    /// [`Cluster::start`] with peer URLs of `scheme` (`"https"` for peer TLS: give the
+    /// `--peer-*` files in `extra`).
+    pub fn start_with_peer_scheme(
+        binary: &Path,
+        n: usize,
+        extra: &[&str],
+        scheme: &str,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut nodes = Vec::new();
         for i in 0..n {
             let name = format!("m{i}");
             nodes.push(Node {
                 client_url: format!("http://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                peer_url: format!("{scheme}://127.0.0.1:{}", free_port()),
                 data_dir: dir.path().join(format!("{name}.quorum")),
                 name,
                 args: Vec::new(),

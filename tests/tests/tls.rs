@@ -1,13 +1,15 @@
 //! TLS on the client port, configured with etcd's flags (`--cert-file`, `--key-file`,
 //! `--trusted-ca-file`, `--client-cert-auth`) and driven by etcdctl (Debian's etcd-client, etcd
-//! 3.4): a CA-verified server, client certificates required, refusals without them. Skipped,
-//! with a notice, when etcdctl is not installed (scripts/test.sh installs it).
+//! 3.4): a CA-verified server, client certificates required, refusals without them. And TLS
+//! between members (`--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file`,
+//! `--peer-client-cert-auth`): a three-member cluster over https:// peer URLs. Skipped, with a
+//! notice, when etcdctl is not installed (scripts/test.sh installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quorum_tests::{free_port, have_etcdctl};
+use quorum_tests::{free_port, have_etcdctl, Cluster};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -33,20 +35,32 @@ impl Pki {
         ];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
             .expect("CA certificate");
-        let leaf = |names: Vec<String>, cn: &str, usage: ExtendedKeyUsagePurpose| {
+        let leaf = |names: Vec<String>, cn: &str, usage: Vec<ExtendedKeyUsagePurpose>| {
             let mut params = CertificateParams::new(names).expect("leaf params");
             params.distinguished_name.push(DnType::CommonName, cn);
-            params.extended_key_usages = vec![usage];
+            params.extended_key_usages = usage;
             let key = KeyPair::generate().expect("leaf key");
             let cert = params.signed_by(&key, &ca).expect("leaf certificate");
             (cert.pem(), key.serialize_pem())
         };
-        let (server, server_key) = leaf(
-            vec!["127.0.0.1".to_string(), "localhost".to_string()],
-            "quorum",
-            ExtendedKeyUsagePurpose::ServerAuth,
+        let local = || vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        let (server, server_key) =
+            leaf(local(), "quorum", vec![ExtendedKeyUsagePurpose::ServerAuth]);
+        let (client, client_key) = leaf(
+            Vec::new(),
+            "root",
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
         );
-        let (client, client_key) = leaf(Vec::new(), "root", ExtendedKeyUsagePurpose::ClientAuth);
+        // A member's peer certificate serves its peer port and is its client certificate
+        // when it connects to the others.
+        let (peer, peer_key) = leaf(
+            local(),
+            "member",
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        );
         let pki = Pki { dir };
         for (name, pem) in [
             ("ca.pem", ca.pem()),
@@ -54,6 +68,8 @@ impl Pki {
             ("server-key.pem", server_key),
             ("client.pem", client),
             ("client-key.pem", client_key),
+            ("peer.pem", peer),
+            ("peer-key.pem", peer_key),
         ] {
             std::fs::write(pki.path(name), pem).expect("write PEM");
         }
@@ -197,4 +213,97 @@ fn etcdctl_over_tls_with_client_certificates() {
     assert!(!ok, "a client without a certificate was served: {out}");
     let (ok, out) = etcdctl(&member.endpoint, &[], &["get", "secure"]);
     assert!(!ok, "a client that does not trust the CA was served: {out}");
+}
+
+#[test]
+fn members_talk_over_peer_tls_and_refuse_peers_without_certificates() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let pki = Pki::new();
+    let files = [
+        pki.arg("peer-cert-file", "peer.pem"),
+        pki.arg("peer-key-file", "peer-key.pem"),
+        pki.arg("peer-trusted-ca-file", "ca.pem"),
+        "--peer-client-cert-auth".to_string(),
+    ];
+    let extra: Vec<&str> = files.iter().map(String::as_str).collect();
+    let cluster = Cluster::start_with_peer_scheme(
+        Path::new(env!("CARGO_BIN_EXE_quorum-test-server")),
+        3,
+        &extra,
+        "https",
+    );
+    let eps = cluster.endpoints();
+    // A write needs an elected leader and a majority: Raft over TLS works.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = etcdctl(&eps[0], &[], &["put", "over-tls", "yes"]);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write within 30 s: {out}\n{}",
+            cluster.log(0)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every member applies it (a serializable read is the member's own state).
+    for ep in &eps {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (ok, out) = etcdctl(
+                ep,
+                &[],
+                &["get", "over-tls", "--print-value-only", "--consistency=s"],
+            );
+            if ok && out == "yes\n" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ep} did not apply the write: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (ok, out) = etcdctl(&eps[0], &[], &["member", "list"]);
+    assert!(
+        ok && out.matches("https://127.0.0.1:").count() == 3,
+        "{out}"
+    );
+
+    // The peer port refuses a client without a certificate and one that speaks plain HTTP.
+    let list = cluster_peer_urls(&out);
+    let peer = &list[0];
+    let no_cert = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(pki.path("ca.pem"))
+        .arg(format!("{peer}/"))
+        .output();
+    if let Ok(o) = no_cert {
+        assert!(
+            !o.status.success(),
+            "a peer connection without a certificate was accepted"
+        );
+    }
+    let plain = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--http2-prior-knowledge"])
+        .arg(peer.replace("https://", "http://") + "/")
+        .output();
+    if let Ok(o) = plain {
+        assert!(
+            !o.status.success(),
+            "a plain-text peer connection was accepted"
+        );
+    }
+}
+
+/// The peer URLs in `etcdctl member list` output (`id, started, name, peer URLs, ...`).
+fn cluster_peer_urls(list: &str) -> Vec<String> {
+    list.lines()
+        .filter_map(|l| l.split(", ").nth(3).map(str::to_string))
+        .collect()
 }

@@ -28,7 +28,11 @@ fn check(resp: &RangeResponse, rev: i64) {
     let at = if rev > 0 { rev } else { resp.header_revision };
     assert!(at <= resp.header_revision, "read above the header");
     for kv in &resp.kvs {
-        assert!(kv.mod_revision <= at, "revision {} read at {at}", kv.mod_revision);
+        assert!(
+            kv.mod_revision <= at,
+            "revision {} read at {at}",
+            kv.mod_revision
+        );
         assert!(kv.create_revision <= kv.mod_revision);
         assert_eq!(kv.value, kv.key, "a record of another key");
     }
@@ -58,7 +62,7 @@ fn reads_stay_consistent_under_applies_compactions_and_imports() {
                     batch.push((index, put(index)));
                 }
                 batches += 1;
-                if batches % 8 == 0 {
+                if batches.is_multiple_of(8) {
                     index += 1;
                     let revision = leader.current_revision().expect("rev") - 5;
                     let c = WriteRequest::Compaction(CompactionRequest {
@@ -68,7 +72,7 @@ fn reads_stay_consistent_under_applies_compactions_and_imports() {
                     batch.push((index, c));
                 }
                 leader.apply(&batch).expect("apply on the leader");
-                if batches % 5 == 0 {
+                if batches.is_multiple_of(5) {
                     // The follower lags and catches up by an image (its entries are then
                     // skipped as already applied when they arrive).
                     let mut image = Vec::new();
@@ -88,7 +92,11 @@ fn reads_stay_consistent_under_applies_compactions_and_imports() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let cur = store.current_revision().expect("rev");
-                let rev = if (i + r) % 2 == 0 { 0 } else { (cur - i % 7).max(1) };
+                let rev = if (i + r) % 2 == 0 {
+                    0
+                } else {
+                    (cur - i % 7).max(1)
+                };
                 let req = RangeRequest {
                     key: b"key/".to_vec(),
                     range_end: b"key0".to_vec(),
@@ -147,5 +155,8 @@ fn reads_stay_consistent_under_applies_compactions_and_imports() {
     for t in threads {
         t.join().expect("thread panicked");
     }
-    assert!(follower.current_revision().expect("rev") > 100, "applies made progress");
+    assert!(
+        follower.current_revision().expect("rev") > 100,
+        "applies made progress"
+    );
 }

@@ -58,6 +58,19 @@ pub struct Flags {
     /// Require a client certificate signed by `--trusted-ca-file` on `https://` client URLs.
     #[arg(long, env = "QUORUM_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub client_cert_auth: bool,
+    /// PEM certificate served on `https://` peer URLs, and presented as this member's client
+    /// certificate when it connects to peers.
+    #[arg(long, env = "QUORUM_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+    /// PEM private key of `--peer-cert-file`.
+    #[arg(long, env = "QUORUM_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// PEM CA certificates that verify the peers' certificates (server and client).
+    #[arg(long, env = "QUORUM_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Require a client certificate signed by `--peer-trusted-ca-file` on `https://` peer URLs.
+    #[arg(long, env = "QUORUM_PEER_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub peer_client_cert_auth: bool,
     /// URLs to listen on for peer traffic.
     #[arg(
         long,
@@ -191,10 +204,11 @@ pub struct InitialMember {
     pub peer_urls: Vec<String>,
 }
 
-/// TLS of the `https://` client listeners (etcd's `--cert-file`, `--key-file`,
-/// `--trusted-ca-file`, `--client-cert-auth`).
+/// TLS of `https://` listeners: the client port's (etcd's `--cert-file`, `--key-file`,
+/// `--trusted-ca-file`, `--client-cert-auth`) or the peer port's (the same with `--peer-`),
+/// which also sets how this member connects to its peers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientTls {
+pub struct TlsFiles {
     /// PEM certificate chain served.
     pub cert_file: PathBuf,
     /// PEM private key.
@@ -219,11 +233,15 @@ pub struct Config {
     /// The client listen addresses whose URLs are `https://`.
     pub listen_client_tls: Vec<String>,
     /// TLS for `https://` client URLs (`None` when there are none).
-    pub client_tls: Option<ClientTls>,
+    pub client_tls: Option<TlsFiles>,
     /// Advertised client URLs.
     pub advertise_client_urls: Vec<String>,
     /// Peer listen addresses (host:port).
     pub listen_peer: Vec<String>,
+    /// The peer listen addresses whose URLs are `https://`.
+    pub listen_peer_tls: Vec<String>,
+    /// TLS of `https://` peer URLs, ours and the peers' (`None` when no peer URL is one).
+    pub peer_tls: Option<TlsFiles>,
     /// Advertised peer URLs.
     pub advertise_peer_urls: Vec<String>,
     /// The initial cluster, in the order given.
@@ -274,6 +292,41 @@ pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_SUGGESTED_QUOTA_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 
 impl Flags {
+    /// Peer TLS from the `--peer-*` files; `needed` when some peer URL (ours, or one in
+    /// `--initial-cluster`) is `https://`. Connecting to an `https://` peer verifies it
+    /// against `--peer-trusted-ca-file`, so that file is required as well.
+    fn peer_tls(&self, needed: bool) -> Result<Option<TlsFiles>, ConfigError> {
+        let files = match (
+            &self.peer_cert_file,
+            &self.peer_key_file,
+            &self.peer_trusted_ca_file,
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                trusted_ca_file: Some(ca.clone()),
+                client_cert_auth: self.peer_client_cert_auth,
+            }),
+            (None, None, None) if !needed && !self.peer_client_cert_auth => None,
+            _ if !needed => {
+                return Err(ConfigError(
+                    "peer TLS needs --peer-cert-file, --peer-key-file and \
+                     --peer-trusted-ca-file together (PEM)"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(ConfigError(
+                    "https:// peer URLs need --peer-cert-file and --peer-key-file (PEM, this \
+                     member's certificate) and --peer-trusted-ca-file (the CA that signed the \
+                     members' certificates)"
+                        .into(),
+                ))
+            }
+        };
+        Ok(files)
+    }
+
     /// Validates the flags and derives the member's [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let data_dir = self
@@ -285,16 +338,9 @@ impl Flags {
             .clone()
             .unwrap_or_else(|| data_dir.join("member").join("wal"));
         let listen_client = parse_listen_urls("--listen-client-urls", &self.listen_client_urls)?;
-        let listen_client_tls: Vec<String> =
-            parse_urls("--listen-client-urls", &self.listen_client_urls)?
-                .iter()
-                .filter(|u| u.starts_with("https://"))
-                .map(|u| {
-                    url_to_addr(u).map_err(|e| ConfigError(format!("--listen-client-urls: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
+        let listen_client_tls = tls_listen_addrs("--listen-client-urls", &self.listen_client_urls)?;
         let client_tls = match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => Some(ClientTls {
+            (Some(cert), Some(key)) => Some(TlsFiles {
                 cert_file: cert.clone(),
                 key_file: key.clone(),
                 trusted_ca_file: self.trusted_ca_file.clone(),
@@ -314,6 +360,7 @@ impl Flags {
             ));
         }
         let listen_peer = parse_listen_urls("--listen-peer-urls", &self.listen_peer_urls)?;
+        let listen_peer_tls = tls_listen_addrs("--listen-peer-urls", &self.listen_peer_urls)?;
         let advertise_client_urls = match &self.advertise_client_urls {
             Some(s) => parse_urls("--advertise-client-urls", s)?,
             None => parse_urls("--listen-client-urls", &self.listen_client_urls)?,
@@ -329,6 +376,13 @@ impl Flags {
                 peer_urls: advertise_peer_urls.clone(),
             }],
         };
+        let peer_tls = self.peer_tls(
+            !listen_peer_tls.is_empty()
+                || advertise_peer_urls
+                    .iter()
+                    .chain(initial_cluster.iter().flat_map(|m| m.peer_urls.iter()))
+                    .any(|u| u.starts_with("https://")),
+        )?;
         let me = initial_cluster
             .iter()
             .find(|m| m.name == self.name)
@@ -429,6 +483,8 @@ impl Flags {
             listen_client,
             listen_client_tls,
             client_tls,
+            listen_peer_tls,
+            peer_tls,
             advertise_client_urls,
             listen_peer,
             advertise_peer_urls,
@@ -534,6 +590,15 @@ pub fn rewrite_ignored_flags(args: Vec<String>) -> Vec<String> {
     out
 }
 
+/// The listen addresses (host:port) of the `https://` URLs in `list`.
+fn tls_listen_addrs(flag: &str, list: &str) -> Result<Vec<String>, ConfigError> {
+    parse_urls(flag, list)?
+        .iter()
+        .filter(|u| u.starts_with("https://"))
+        .map(|u| url_to_addr(u).map_err(|e| ConfigError(format!("{flag}: {e}"))))
+        .collect()
+}
+
 fn parse_urls(flag: &str, list: &str) -> Result<Vec<String>, ConfigError> {
     let mut urls = Vec::new();
     for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -544,12 +609,11 @@ fn parse_urls(flag: &str, list: &str) -> Result<Vec<String>, ConfigError> {
         })?;
         match url.scheme() {
             "http" | "unix" | "unixs" => {}
-            "https" if flag.contains("client") => {}
+            "https" if !flag.contains("metrics") => {}
             "https" => {
                 return Err(ConfigError(format!(
-                    "{flag}: {raw:?}: TLS is only supported on client URLs so far (https:// \
-                     in --listen-client-urls with --cert-file/--key-file); use http:// here, \
-                     on a trusted network"
+                    "{flag}: {raw:?}: TLS is not supported on metrics URLs; use http:// here, \
+                     or serve /metrics on an https:// client URL"
                 )))
             }
             other => {
@@ -725,7 +789,7 @@ mod tests {
     }
 
     #[test]
-    fn client_tls_needs_its_files_and_peer_tls_is_refused() {
+    fn client_and_peer_tls_need_their_files() {
         let https = ["--listen-client-urls=https://127.0.0.1:2379"];
         let e = flags(&https).unwrap_err().0;
         assert!(e.contains("--cert-file and --key-file"), "{e}");
@@ -736,11 +800,45 @@ mod tests {
         assert!(!tls.client_cert_auth);
         let e = flags(&["--client-cert-auth"]).unwrap_err().0;
         assert!(e.contains("--trusted-ca-file"), "{e}");
-        let e = flags(&["--listen-peer-urls=https://127.0.0.1:2380"])
+        let peer = "--listen-peer-urls=https://127.0.0.1:2380";
+        let e = flags(&[peer]).unwrap_err().0;
+        assert!(e.contains("--peer-trusted-ca-file"), "{e}");
+        let e = flags(&[peer, "--peer-cert-file=p.pem", "--peer-key-file=pk.pem"])
             .unwrap_err()
             .0;
-        assert!(e.contains("only supported on client URLs"), "{e}");
-        assert!(flags(&[]).unwrap().client_tls.is_none());
+        assert!(e.contains("--peer-trusted-ca-file"), "{e}");
+        let files = [
+            "--peer-cert-file=p.pem",
+            "--peer-key-file=pk.pem",
+            "--peer-trusted-ca-file=ca.pem",
+        ];
+        let c = flags(&[
+            peer,
+            files[0],
+            files[1],
+            files[2],
+            "--peer-client-cert-auth",
+        ])
+        .unwrap();
+        assert_eq!(c.listen_peer_tls, vec!["127.0.0.1:2380"]);
+        let tls = c.peer_tls.expect("peer TLS");
+        assert_eq!(tls.trusted_ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(tls.client_cert_auth);
+        // An https:// peer in --initial-cluster needs the files too (to connect to it).
+        let e = flags(&["--initial-cluster=default=https://127.0.0.1:2380"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("--peer-cert-file"), "{e}");
+        // Files without an https:// peer URL yet are kept (a member may join with one).
+        assert!(flags(&files).unwrap().peer_tls.is_some());
+        let e = flags(&[files[0]]).unwrap_err().0;
+        assert!(e.contains("together"), "{e}");
+        let e = flags(&["--listen-metrics-urls=https://127.0.0.1:2381"])
+            .unwrap_err()
+            .0;
+        assert!(e.contains("metrics"), "{e}");
+        let c = flags(&[]).unwrap();
+        assert!(c.client_tls.is_none() && c.peer_tls.is_none());
     }
 
     /// Boolean etcd flags that default to on: absent, bare and `=false`.

@@ -66,8 +66,12 @@ enum AskError {
 use AskError::{Fatal, Retry};
 
 async fn ask(url: &str, cfg: &Config) -> Result<ClusterFile, AskError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-        .map_err(|e| Fatal(format!("bad peer URL {url}: {e}")))?
+    let tls = match &cfg.peer_tls {
+        Some(t) => Some(crate::tls::peer_client_config(t).map_err(Fatal)?),
+        None => None,
+    };
+    let endpoint = crate::transport::peer_endpoint(url, tls.as_ref())
+        .ok_or_else(|| Fatal(format!("cannot connect to peer URL {url} (see the log)")))?
         .connect_timeout(ATTEMPT_TIMEOUT)
         .timeout(ATTEMPT_TIMEOUT);
     let channel = endpoint

@@ -208,6 +208,33 @@ async fn bind_all(addrs: &[String], what: &str) -> Result<Vec<TcpListener>, Star
     Ok(out)
 }
 
+/// Serves `router` on `l` (TLS-handshaken with `tls` when given) until `shutdown` turns true.
+async fn serve(
+    router: tonic::transport::server::Router,
+    l: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+) {
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let res = match tls {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(crate::tls::incoming(l, acceptor), stop)
+                .await
+        }
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+    };
+    if let Err(e) = res {
+        warn!("{what} listener stopped: {e}");
+    }
+}
+
 /// Starts a member as configured. Returns once it listens; it runs until [`RunningMember::stop`].
 pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let member_dir = cfg.data_dir.join("member");
@@ -411,6 +438,10 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         cfg.advertise_client_urls.clone(),
         metrics,
     );
+    shared.peer_tls = match &cfg.peer_tls {
+        Some(t) => Some(crate::tls::peer_client_config(t).map_err(StartError)?),
+        None => None,
+    };
     shared.cluster_file = Some(ClusterFileTarget {
         path: cluster_path.clone(),
         identity: cf.clone(),
@@ -428,7 +459,11 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     let peer_listeners = bind_all(&cfg.listen_peer, "peer").await?;
     // Read the TLS files before listening: a bad file is reported at once.
     let client_tls = match &cfg.client_tls {
-        Some(t) => Some(crate::tls::acceptor(t).map_err(StartError)?),
+        Some(t) => Some(crate::tls::acceptor(t, crate::tls::CLIENT_FLAGS).map_err(StartError)?),
+        None => None,
+    };
+    let peer_tls = match &cfg.peer_tls {
+        Some(t) => Some(crate::tls::acceptor(t, crate::tls::PEER_FLAGS).map_err(StartError)?),
         None => None,
     };
     let client_listeners = bind_all(&cfg.listen_client, "client").await?;
@@ -469,25 +504,24 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    for l in peer_listeners {
+    // bind_all keeps the order of the addresses, so listeners pair with their URLs.
+    let peer_tls_of = |addr: &String| {
+        cfg.listen_peer_tls
+            .contains(addr)
+            .then(|| peer_tls.clone())
+            .flatten()
+    };
+    for (l, tls) in peer_listeners
+        .into_iter()
+        .zip(cfg.listen_peer.iter().map(peer_tls_of))
+    {
         let svc = quorum_api::peer::peer_server::PeerServer::new(
             crate::transport::PeerService::new(shared.clone(), snap_dir.clone()),
         )
         .max_decoding_message_size(crate::transport::MAX_PEER_MESSAGE)
         .max_encoding_message_size(crate::transport::MAX_PEER_MESSAGE);
-        let mut rx = shutdown_rx.clone();
-        tokio::spawn(async move {
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-            let res = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-            if let Err(e) = res {
-                warn!("peer listener stopped: {e}");
-            }
-        });
+        let server = tonic::transport::Server::builder().add_service(svc);
+        tokio::spawn(serve(server, l, tls, shutdown_rx.clone(), "peer"));
     }
     // One set of gRPC services (one auth gate, whose tokens are this member's) for every
     // client listener and the JSON gateway.
@@ -515,32 +549,10 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             ));
         }
         let routes = tonic::service::Routes::from(router);
-        let mut rx = shutdown_rx.clone();
-        tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            let server = tonic::transport::Server::builder()
-                .accept_http1(true)
-                .add_routes(routes);
-            let res = match tls {
-                Some(acceptor) => {
-                    server
-                        .serve_with_incoming_shutdown(crate::tls::incoming(l, acceptor), shutdown)
-                        .await
-                }
-                None => {
-                    let incoming =
-                        tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
-                    server
-                        .serve_with_incoming_shutdown(incoming, shutdown)
-                        .await
-                }
-            };
-            if let Err(e) = res {
-                warn!("client listener stopped: {e}");
-            }
-        });
+        let server = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(routes);
+        tokio::spawn(serve(server, l, tls, shutdown_rx.clone(), "client"));
     }
     let policy = match (cfg.auto_compaction_period, cfg.auto_compaction_revisions) {
         (Some(d), _) if !d.is_zero() => Some(crate::compactor::Policy::Periodic(d)),

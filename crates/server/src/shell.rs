@@ -88,6 +88,8 @@ pub struct Shared {
     /// shared by every forwarded request (a connection per request cost a TCP and HTTP/2
     /// handshake per lease keep-alive).
     forward_channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// How to connect to `https://` peers (`--peer-*` TLS files); `None` without them.
+    pub(crate) peer_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Shared {
@@ -140,6 +142,7 @@ impl Shared {
             metrics,
             peers: Peers::default(),
             forward_channels: Mutex::new(HashMap::new()),
+            peer_tls: None,
         }
     }
 
@@ -382,7 +385,7 @@ impl Shared {
         if let Some(c) = channels.get(url) {
             return Some(c.clone());
         }
-        let channel = crate::transport::peer_endpoint(url)?.connect_lazy();
+        let channel = crate::transport::peer_endpoint(url, self.peer_tls.as_ref())?.connect_lazy();
         channels.insert(url.to_string(), channel.clone());
         Some(channel)
     }

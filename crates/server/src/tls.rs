@@ -1,8 +1,10 @@
-//! TLS of the client listeners: etcd's PEM files (`--cert-file`, `--key-file`,
-//! `--trusted-ca-file`, `--client-cert-auth`) made into a rustls server configuration that
-//! offers HTTP/2 and HTTP/1.1 (gRPC clients, and the JSON gateway's HTTP/1.1 clients such as
-//! Python's `requests`, which offer only `http/1.1`), and an accept stream that runs the
-//! handshakes concurrently and bounded.
+//! TLS with etcd's PEM files. Client listeners (`--cert-file`, `--key-file`,
+//! `--trusted-ca-file`, `--client-cert-auth`): a rustls server configuration that offers
+//! HTTP/2 and HTTP/1.1 (gRPC clients, and the JSON gateway's HTTP/1.1 clients such as Python's
+//! `requests`, which offer only `http/1.1`). Peer listeners (the same flags with `--peer-`):
+//! HTTP/2 only; and the configuration this member connects to `https://` peers with (their
+//! certificate verified against `--peer-trusted-ca-file`, ours presented as the client
+//! certificate, as etcd does). An accept stream runs the handshakes concurrently and bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,33 +19,98 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
-use crate::config::ClientTls;
+use crate::config::TlsFiles;
+
+/// The flag names a TLS configuration came from, for error messages.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsFlags {
+    /// The certificate flag.
+    pub cert: &'static str,
+    /// The private key flag.
+    pub key: &'static str,
+    /// The CA flag.
+    pub ca: &'static str,
+    /// Whether HTTP/1.1 is offered besides HTTP/2 (client listeners: the JSON gateway).
+    pub http1: bool,
+}
+
+/// The client port's flags.
+pub const CLIENT_FLAGS: TlsFlags = TlsFlags {
+    cert: "--cert-file",
+    key: "--key-file",
+    ca: "--trusted-ca-file",
+    http1: true,
+};
+
+/// The peer port's flags.
+pub const PEER_FLAGS: TlsFlags = TlsFlags {
+    cert: "--peer-cert-file",
+    key: "--peer-key-file",
+    ca: "--peer-trusted-ca-file",
+    http1: false,
+};
+
+fn read(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path)
+        .map_err(|e| format!("{flag} {}: {e}; give a readable PEM file", path.display()))
+}
+
+fn pem_err(flag: &str, path: &std::path::Path, e: &dyn std::fmt::Display) -> String {
+    format!("{flag} {}: not a usable PEM file: {e}", path.display())
+}
+
+/// How this member connects to `https://` peers: `t`'s CA verifies them, `t`'s certificate is
+/// presented as the client certificate. Files are read and checked now, so a bad one is
+/// reported at start.
+pub fn peer_client_config(t: &TlsFiles) -> Result<tonic::transport::ClientTlsConfig, String> {
+    let f = PEER_FLAGS;
+    let ca_path = t
+        .trusted_ca_file
+        .as_ref()
+        .ok_or_else(|| format!("https:// peer URLs need {}", f.ca))?;
+    let ca = read(f.ca, ca_path)?;
+    let cert = read(f.cert, &t.cert_file)?;
+    let key = read(f.key, &t.key_file)?;
+    let config = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    // tonic parses the files when an endpoint takes the configuration: do it once now.
+    tonic::transport::Endpoint::from_static("https://127.0.0.1")
+        .tls_config(config.clone())
+        .map_err(|e| {
+            format!(
+                "{} {} / {} {} / {} {}: {e}",
+                f.cert,
+                t.cert_file.display(),
+                f.key,
+                t.key_file.display(),
+                f.ca,
+                ca_path.display()
+            )
+        })?;
+    Ok(config)
+}
 
 /// A client that has not finished its TLS handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per listener; more connections wait to be handshaken.
 pub const MAX_CONCURRENT_HANDSHAKES: usize = 128;
 
-/// The acceptor for `t`'s files; errors name the file and what is wrong with it.
-pub fn acceptor(t: &ClientTls) -> Result<TlsAcceptor, String> {
-    let read = |flag: &str, path: &std::path::Path| {
-        std::fs::read(path)
-            .map_err(|e| format!("{flag} {}: {e}; give a readable PEM file", path.display()))
-    };
-    let pem_err = |flag: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
-        format!("{flag} {}: not a usable PEM file: {e}", path.display())
-    };
-    let certs = CertificateDer::pem_slice_iter(&read("--cert-file", &t.cert_file)?)
+/// The acceptor for `t`'s files (given with the flags `f`); errors name the flag, the file
+/// and what is wrong with it.
+pub fn acceptor(t: &TlsFiles, f: TlsFlags) -> Result<TlsAcceptor, String> {
+    let certs = CertificateDer::pem_slice_iter(&read(f.cert, &t.cert_file)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err("--cert-file", &t.cert_file, &e))?;
+        .map_err(|e| pem_err(f.cert, &t.cert_file, &e))?;
     if certs.is_empty() {
         return Err(format!(
-            "--cert-file {}: no CERTIFICATE in it",
+            "{} {}: no CERTIFICATE in it",
+            f.cert,
             t.cert_file.display()
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&read("--key-file", &t.key_file)?)
-        .map_err(|e| pem_err("--key-file", &t.key_file, &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(f.key, &t.key_file)?)
+        .map_err(|e| pem_err(f.key, &t.key_file, &e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -51,11 +118,9 @@ pub fn acceptor(t: &ClientTls) -> Result<TlsAcceptor, String> {
     let builder = match &t.trusted_ca_file {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&read("--trusted-ca-file", ca)?) {
-                let cert = cert.map_err(|e| pem_err("--trusted-ca-file", ca, &e))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| pem_err("--trusted-ca-file", ca, &e))?;
+            for cert in CertificateDer::pem_slice_iter(&read(f.ca, ca)?) {
+                let cert = cert.map_err(|e| pem_err(f.ca, ca, &e))?;
+                roots.add(cert).map_err(|e| pem_err(f.ca, ca, &e))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if t.client_cert_auth {
@@ -63,17 +128,19 @@ pub fn acceptor(t: &ClientTls) -> Result<TlsAcceptor, String> {
             } else {
                 verifier.allow_unauthenticated()
             };
-            let verifier = verifier
-                .build()
-                .map_err(|e| pem_err("--trusted-ca-file", ca, &e))?;
+            let verifier = verifier.build().map_err(|e| pem_err(f.ca, ca, &e))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| format!("--cert-file/--key-file: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        .map_err(|e| format!("{}/{}: {e}", f.cert, f.key))?;
+    config.alpn_protocols = if f.http1 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec()]
+    };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -142,22 +142,41 @@ fn is_removed_status(s: &Status) -> bool {
         && s.message() == crate::error::ServerError::Removed.to_string()
 }
 
-/// How every connection to a peer is set up (Raft streams, snapshots, forwarded calls):
-/// `None` for a URL that is not one.
-pub fn peer_endpoint(url: &str) -> Option<tonic::transport::Endpoint> {
-    tonic::transport::Endpoint::from_shared(url.to_string())
-        .ok()
-        .map(|e| {
-            e.connect_timeout(Duration::from_millis(500))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(5))
-                .keep_alive_timeout(Duration::from_secs(5))
-        })
+/// How every connection to a peer is set up (Raft streams, snapshots, forwarded calls,
+/// joining): `None` for a URL that is not one, or an `https://` one without `tls` (the
+/// `--peer-*` TLS files, checked at start).
+pub fn peer_endpoint(
+    url: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Option<tonic::transport::Endpoint> {
+    let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
+        .ok()?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5));
+    if !url.starts_with("https://") {
+        return Some(endpoint);
+    }
+    match tls.map(|t| endpoint.tls_config(t.clone())) {
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            warn!("peer {url}: TLS configuration refused: {e}");
+            None
+        }
+        None => {
+            warn!("peer {url} is https:// but this member has no --peer-cert-file/--peer-key-file/--peer-trusted-ca-file");
+            None
+        }
+    }
 }
 
-async fn connect(urls: &[String]) -> Option<PeerClient<tonic::transport::Channel>> {
+async fn connect(
+    urls: &[String],
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Option<PeerClient<tonic::transport::Channel>> {
     for url in urls {
-        let Some(endpoint) = peer_endpoint(url) else {
+        let Some(endpoint) = peer_endpoint(url, tls) else {
             continue;
         };
         if let Ok(ch) = endpoint.connect().await {
@@ -184,7 +203,7 @@ async fn peer_sender(
             shared.peers.set_connected(peer, false);
             return;
         }
-        let Some(mut client) = connect(&urls).await else {
+        let Some(mut client) = connect(&urls, shared.peer_tls.as_ref()).await else {
             shared.peers.set_connected(peer, false);
             if was_connected {
                 warn!("peer {peer:x} at {urls:?} is unreachable; retrying");
@@ -313,7 +332,7 @@ async fn stream_snapshot(
     urls: &[String],
     m: &Message,
 ) -> Result<u64, String> {
-    let mut client = connect(urls)
+    let mut client = connect(urls, shared.peer_tls.as_ref())
         .await
         .ok_or_else(|| "peer unreachable".to_string())?;
     // Export on a blocking thread into a bounded channel of chunks: the image is never held
