@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A full run builds every crate once: incremental caches only cost time and disk here (they
+# grew to tens of GB over repeated runs sharing a target dir).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # etcd and etcdctl: the reference the compatibility tests compare with and drive us through.
 # protoc: the third-party etcd client library the tests use (etcd-client) compiles its protos
 # with it (our own crates use the pure-Rust protox and need nothing installed).
