@@ -3,6 +3,13 @@
 
 #![warn(missing_docs)]
 
+/// The global allocator of the member binaries (`quorum`, and the test member): mimalloc.
+/// A put allocates and frees many small buffers across threads (gRPC frames, proposals, WAL
+/// records, peer messages, store records); against glibc's malloc, mimalloc cut the members'
+/// CPU per put by 10–15 % and raised put throughput by 5–20 % in alternating A/B runs, with
+/// the same memory at 1 M keys (bench/RESULTS.md, run 4).
+pub use mimalloc::MiMalloc as Allocator;
+
 pub mod auth_convert;
 pub mod compactor;
 pub mod config;
