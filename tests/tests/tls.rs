@@ -46,11 +46,10 @@ impl Pki {
         let local = || vec!["127.0.0.1".to_string(), "localhost".to_string()];
         let (server, server_key) =
             leaf(local(), "quorum", vec![ExtendedKeyUsagePurpose::ServerAuth]);
-        let (client, client_key) = leaf(
-            Vec::new(),
-            "root",
-            vec![ExtendedKeyUsagePurpose::ClientAuth],
-        );
+        let client_cert =
+            |cn: &str| leaf(Vec::new(), cn, vec![ExtendedKeyUsagePurpose::ClientAuth]);
+        let (client, client_key) = client_cert("root");
+        let (alice, alice_key) = client_cert("alice");
         // A member's peer certificate serves its peer port and is its client certificate
         // when it connects to the others.
         let (peer, peer_key) = leaf(
@@ -68,6 +67,8 @@ impl Pki {
             ("server-key.pem", server_key),
             ("client.pem", client),
             ("client-key.pem", client_key),
+            ("alice.pem", alice),
+            ("alice-key.pem", alice_key),
             ("peer.pem", peer),
             ("peer-key.pem", peer_key),
         ] {
@@ -306,4 +307,56 @@ fn cluster_peer_urls(list: &str) -> Vec<String> {
     list.lines()
         .filter_map(|l| l.split(", ").nth(3).map(str::to_string))
         .collect()
+}
+
+#[test]
+fn with_client_cert_auth_the_certificate_common_name_is_the_user() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let pki = Pki::new();
+    let member = start(&pki);
+    let as_cert = |name: &str| {
+        vec![
+            pki.arg("cacert", "ca.pem"),
+            pki.arg("cert", &format!("{name}.pem")),
+            pki.arg("key", &format!("{name}-key.pem")),
+        ]
+    };
+    let root = as_cert("client"); // common name "root"
+    let alice = as_cert("alice");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcdctl(&member.endpoint, &root, &["user", "add", "root:rootpw"]).0 {
+        assert!(Instant::now() < deadline, "no user add within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, out) = etcdctl(
+        &member.endpoint,
+        &root,
+        &["user", "grant-role", "root", "root"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = etcdctl(&member.endpoint, &root, &["auth", "enable"]);
+    assert!(ok, "{out}");
+
+    // No --user: the certificate's common name ("root") is the user, as etcd does.
+    let (ok, out) = etcdctl(&member.endpoint, &root, &["put", "by-cn", "yes"]);
+    assert!(ok, "root by certificate: {out}");
+    // "alice" is no user: refused.
+    let (ok, out) = etcdctl(&member.endpoint, &alice, &["put", "by-cn", "no"]);
+    assert!(!ok, "alice (no such user) was allowed to write: {out}");
+    // A token (from --user) takes precedence over the certificate.
+    let (ok, out) = etcdctl(
+        &member.endpoint,
+        &alice,
+        &[
+            "--user",
+            "root:rootpw",
+            "get",
+            "by-cn",
+            "--print-value-only",
+        ],
+    );
+    assert!(ok && out == "yes\n", "{out}");
 }

@@ -102,6 +102,12 @@ impl Member {
         self.inner.limits.auth_token_ttl
     }
 
+    /// `--client-cert-auth`: whether a verified client certificate's common name stands for
+    /// the user of a call without a token.
+    pub fn cert_users(&self) -> bool {
+        self.inner.limits.cert_users
+    }
+
     /// Replicates `req` through Raft and returns this member's result of applying it. The
     /// header id is assigned here. Fails with `etcdserver: no leader` at once when no leader is
     /// known, and with `etcdserver: request timed out` after the request timeout.

@@ -431,6 +431,7 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             max_request_bytes: cfg.max_request_bytes as usize,
             max_txn_ops: cfg.max_txn_ops as usize,
             auth_token_ttl: cfg.auth_token_ttl,
+            cert_users: cfg.client_tls.as_ref().is_some_and(|t| t.client_cert_auth),
         },
         request_timeout,
         inbox_tx,

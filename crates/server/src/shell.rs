@@ -36,6 +36,9 @@ pub struct Limits {
     pub max_txn_ops: usize,
     /// `--auth-token-ttl`: how long a simple token lives after its last use.
     pub auth_token_ttl: Duration,
+    /// `--client-cert-auth`: a call without a token is made as the user named by the common
+    /// name of its verified client certificate (when auth is enabled), as etcd does.
+    pub cert_users: bool,
 }
 
 /// Inputs queued for the core before new requests are refused.
@@ -970,6 +973,7 @@ mod tests {
                 max_request_bytes: 1024,
                 auth_token_ttl: crate::services::authz::DEFAULT_TOKEN_TTL,
                 max_txn_ops: 8,
+                cert_users: false,
             },
             Duration::from_secs(1),
             tx,

@@ -71,6 +71,9 @@ pub struct AuthGate {
     store: Arc<quorum_mvcc::Store>,
     ttl: Duration,
     tokens: Mutex<HashMap<String, TokenEntry>>,
+    /// `--client-cert-auth`: a call without a token is made as the common name of its
+    /// verified client certificate.
+    cert_users: bool,
     /// Run before refusing an unknown token: the `Authenticate` entry that assigned it may be
     /// committed but not yet applied here (the client got it from a faster member).
     barrier: Option<Barrier>,
@@ -110,6 +113,7 @@ impl AuthGate {
             store,
             ttl,
             tokens: Mutex::new(HashMap::new()),
+            cert_users: false,
             barrier: None,
             status: None,
         }
@@ -120,6 +124,13 @@ impl AuthGate {
     /// ([`requires_leader`]) are refused with `etcdserver: no leader`, as etcd does.
     pub fn with_status_probe(mut self, probe: StatusProbe) -> Self {
         self.status = Some(probe);
+        self
+    }
+
+    /// The gate, taking a call without a token as made by its client certificate's common
+    /// name (`--client-cert-auth`, as etcd).
+    pub fn with_cert_users(mut self, on: bool) -> Self {
+        self.cert_users = on;
         self
     }
 
@@ -214,8 +225,15 @@ impl AuthGate {
         self.tokens().len()
     }
 
-    /// Admission of one call to gRPC method `path` with the request's `token` metadata value.
-    pub fn admit(&self, path: &str, token: Option<&[u8]>) -> Result<Caller, Status> {
+    /// Admission of one call to gRPC method `path` with the request's `token` metadata value,
+    /// or, without one, as `cert_user` (the common name of the verified client certificate;
+    /// used only with `--client-cert-auth`).
+    pub fn admit(
+        &self,
+        path: &str,
+        token: Option<&[u8]>,
+        cert_user: Option<&str>,
+    ) -> Result<Caller, Status> {
         let state = self.store.auth_state();
         if !state.enabled() {
             let mut tokens = self.tokens();
@@ -226,6 +244,7 @@ impl AuthGate {
             return Ok(Caller::default());
         }
         let user = match token {
+            None if self.cert_users => cert_user.map(str::to_string),
             None => None,
             Some(t) => {
                 let t =
@@ -240,6 +259,21 @@ impl AuthGate {
         }
         Ok(Caller { user })
     }
+}
+
+/// The common name of the client certificate the TLS handshake verified, if any (etcd's
+/// `AuthInfoFromTLS` takes the first verified chain's leaf). A certificate without a common
+/// name, or one that does not parse, names no one.
+fn certificate_user<B>(req: &http::Request<B>) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = req
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    let leaf = certs.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
 }
 
 /// Methods etcd reserves to root (`checkMembershipOperationPermission` and the maintenance
@@ -322,7 +356,15 @@ where
             .get(TOKEN_METADATA)
             .or_else(|| req.headers().get(http::header::AUTHORIZATION))
             .map(|v| v.as_bytes().to_vec());
-        match self.gate.admit(req.uri().path(), token.as_deref()) {
+        let cert_user = if token.is_none() && self.gate.cert_users {
+            certificate_user(&req)
+        } else {
+            None
+        };
+        match self
+            .gate
+            .admit(req.uri().path(), token.as_deref(), cert_user.as_deref())
+        {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(req))
@@ -336,7 +378,10 @@ where
                     let mut inner = std::mem::replace(&mut self.inner, clone);
                     Box::pin(async move {
                         if barrier().await.is_ok() {
-                            if let Ok(caller) = gate.admit(req.uri().path(), token.as_deref()) {
+                            let path = req.uri().path();
+                            if let Ok(caller) =
+                                gate.admit(path, token.as_deref(), cert_user.as_deref())
+                            {
                                 req.extensions_mut().insert(caller);
                                 return inner.call(req).await;
                             }
@@ -630,27 +675,61 @@ mod tests {
         assert_eq!(rand.len(), TOKEN_CHARS);
         assert_eq!(seq, st.revision().to_string());
         let c = gate
-            .admit("/etcdserverpb.KV/Range", Some(t.as_bytes()))
+            .admit("/etcdserverpb.KV/Range", Some(t.as_bytes()), None)
             .unwrap();
         assert_eq!(c.user.as_deref(), Some("alice"));
         let err = gate
-            .admit("/etcdserverpb.KV/Range", Some(b"nope.1"))
+            .admit("/etcdserverpb.KV/Range", Some(b"nope.1"), None)
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert_eq!(err.message(), "etcdserver: invalid auth token");
         // No token: admitted without a user (the services then answer "user name is empty").
         assert_eq!(
-            gate.admit("/etcdserverpb.KV/Range", None).unwrap().user,
+            gate.admit("/etcdserverpb.KV/Range", None, None)
+                .unwrap()
+                .user,
             None
         );
+        // A client certificate's common name counts only with --client-cert-auth, and only
+        // without a token.
+        let cert = Some("bob");
+        assert_eq!(
+            gate.admit("/etcdserverpb.KV/Range", None, cert)
+                .unwrap()
+                .user,
+            None
+        );
+        let cert_gate =
+            AuthGate::new(store.clone(), Duration::from_millis(200)).with_cert_users(true);
+        assert_eq!(
+            cert_gate
+                .admit("/etcdserverpb.KV/Range", None, cert)
+                .unwrap()
+                .user
+                .as_deref(),
+            Some("bob")
+        );
+        // A token, even one this gate does not know, is never replaced by the certificate.
+        let err = cert_gate
+            .admit("/etcdserverpb.KV/Range", Some(b"nope.1"), cert)
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "the token wins");
         // Admin-only paths.
         let err = gate
-            .admit("/etcdserverpb.Maintenance/Snapshot", Some(t.as_bytes()))
+            .admit(
+                "/etcdserverpb.Maintenance/Snapshot",
+                Some(t.as_bytes()),
+                None,
+            )
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
         let root = assign(&store, 6, "root");
         assert!(gate
-            .admit("/etcdserverpb.Cluster/MemberAdd", Some(root.as_bytes()))
+            .admit(
+                "/etcdserverpb.Cluster/MemberAdd",
+                Some(root.as_bytes()),
+                None
+            )
             .is_ok());
         // A password change invalidates the user's tokens.
         store
@@ -663,12 +742,12 @@ mod tests {
             )])
             .unwrap();
         assert!(gate
-            .admit("/etcdserverpb.KV/Range", Some(t.as_bytes()))
+            .admit("/etcdserverpb.KV/Range", Some(t.as_bytes()), None)
             .is_err());
         // Expiry.
         std::thread::sleep(Duration::from_millis(250));
         assert!(gate
-            .admit("/etcdserverpb.KV/Range", Some(root.as_bytes()))
+            .admit("/etcdserverpb.KV/Range", Some(root.as_bytes()), None)
             .is_err());
     }
 

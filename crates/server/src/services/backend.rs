@@ -28,6 +28,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn auth_token_ttl(&self) -> std::time::Duration {
         super::authz::DEFAULT_TOKEN_TTL
     }
+    /// `--client-cert-auth`: a call without a token is made as its client certificate's
+    /// common name (etcd's `AuthInfoFromTLS`).
+    fn cert_users(&self) -> bool {
+        false
+    }
     /// Replicates a request and returns this member's result of applying it.
     fn propose(
         &self,
@@ -87,6 +92,9 @@ impl Backend for Member {
     }
     fn auth_token_ttl(&self) -> std::time::Duration {
         Member::auth_token_ttl(self)
+    }
+    fn cert_users(&self) -> bool {
+        Member::cert_users(self)
     }
     fn max_txn_ops(&self) -> usize {
         Member::max_txn_ops(self)

@@ -73,6 +73,7 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
     let status_backend = b.clone();
     let gate = Arc::new(
         authz::AuthGate::new(b.store().clone(), b.auth_token_ttl())
+            .with_cert_users(b.cert_users())
             .with_barrier(barrier)
             .with_status_probe(Arc::new(move || status_backend.status())),
     );
