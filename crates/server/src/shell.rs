@@ -379,6 +379,24 @@ impl Shared {
         Err(last)
     }
 
+    /// Drops the `Forward` channels of URLs no member has any more (a removed member, a
+    /// peer URL update), so the map stays bounded by the membership.
+    fn prune_forward_channels(&self, registry: &crate::membership::Registry) {
+        let mut channels = self
+            .forward_channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if channels.is_empty() {
+            return;
+        }
+        let live: std::collections::HashSet<String> = registry
+            .members()
+            .into_iter()
+            .flat_map(|m| m.peer_urls)
+            .collect();
+        channels.retain(|url, _| live.contains(url));
+    }
+
     /// The channel for `Forward` calls to `url` (created on first use; `None`: a bad URL).
     fn forward_channel(&self, url: &str) -> Option<tonic::transport::Channel> {
         let mut channels = self
@@ -669,6 +687,7 @@ impl Shared {
             s.is_learner = is_learner;
         }
         self.peers.sync(self, registry);
+        self.prune_forward_channels(registry);
         if registry.is_removed(self.member_id) {
             self.mark_removed();
         }
@@ -957,13 +976,10 @@ pub(crate) fn fatal(e: &crate::core::CoreError) -> ! {
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_ids_are_unique_and_carry_the_member_prefix() {
+    fn test_shared(dir: &std::path::Path) -> Shared {
         let (tx, _rx) = std_mpsc::sync_channel(1);
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(quorum_mvcc::Store::open(dir.path().join("db"), Default::default()).unwrap());
-        let shared = Shared::new(
+        let store = Arc::new(quorum_mvcc::Store::open(dir.join("db"), Default::default()).unwrap());
+        Shared::new(
             0xabcd_1234,
             1,
             1,
@@ -980,7 +996,13 @@ mod tests {
             Registry::default(),
             Vec::new(),
             Metrics::new().unwrap(),
-        );
+        )
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_carry_the_member_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = test_shared(dir.path());
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
             let id = shared.next_id();
@@ -988,5 +1010,29 @@ mod tests {
             assert_eq!(id >> 48, 0x1234);
             assert!(seen.insert(id), "duplicate request id {id:x}");
         }
+    }
+
+    #[tokio::test]
+    async fn forward_channels_of_departed_urls_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = test_shared(dir.path());
+        let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
+        assert!(shared.forward_channel(a).is_some());
+        assert!(shared.forward_channel(b).is_some());
+        assert!(shared.forward_channel(a).is_some(), "reused, not added");
+        let count = || shared.forward_channels.lock().unwrap().len();
+        assert_eq!(count(), 2);
+        let member = |id: NodeId, url: &str| crate::member::MemberInfo {
+            id,
+            name: format!("m{id}"),
+            peer_urls: vec![url.to_string()],
+            client_urls: Vec::new(),
+            is_learner: false,
+        };
+        // b's member moved to another URL: its channel goes, a's stays.
+        let registry = Registry::bootstrap(vec![member(1, a), member(2, "http://127.0.0.1:3")]);
+        shared.prune_forward_channels(&registry);
+        assert_eq!(count(), 1);
+        assert!(shared.forward_channels.lock().unwrap().contains_key(a));
     }
 }
