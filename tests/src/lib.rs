@@ -385,6 +385,26 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     })
 }
 
+/// Runs etcdctl (API v3) against `endpoint` with `flags` (e.g. TLS files) then `args`; returns
+/// whether it succeeded and its stdout followed by its stderr.
+pub fn run_etcdctl(endpoint: &str, flags: &[String], args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=5s")
+        .arg("--dial-timeout=2s")
+        .args(flags)
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// True when `etcdctl` (v3 API) is installed: the etcdctl tests skip themselves otherwise.
 pub fn have_etcdctl() -> bool {
     std::process::Command::new("etcdctl")

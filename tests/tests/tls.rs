@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quorum_tests::{free_port, have_etcdctl, Cluster};
+use quorum_tests::{free_port, have_etcdctl, run_etcdctl as etcdctl, Cluster};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -125,25 +125,6 @@ fn start(pki: &Pki) -> TlsMember {
         endpoint: client,
         _data: data,
     }
-}
-
-/// Runs etcdctl against `endpoint` with `tls` flags; returns (success, stdout + stderr).
-fn etcdctl(endpoint: &str, tls: &[String], args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoint}"))
-        .arg("--command-timeout=5s")
-        .arg("--dial-timeout=2s")
-        .args(tls)
-        .args(args)
-        .output()
-        .expect("run etcdctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -155,7 +155,8 @@ pub struct Flags {
     /// with a warning, once the data dir holds a member (so the same command line restarts it).
     #[arg(long, env = "QUORUM_RESTORE_SNAPSHOT", value_name = "FILE")]
     pub restore_snapshot: Option<PathBuf>,
-    /// Auth token provider: `simple` (etcd's default). JWT tokens are not supported.
+    /// Auth token provider: `simple` (etcd's default), or
+    /// `jwt,pub-key=<PEM>,priv-key=<PEM or secret>,sign-method=<RS256|ES256|HS256|...>,ttl=<5m>`.
     #[arg(long, env = "QUORUM_AUTH_TOKEN", default_value = "simple")]
     pub auth_token: String,
     /// Seconds a simple auth token lives after its last use (etcd's `--auth-token-ttl`).
@@ -282,6 +283,8 @@ pub struct Config {
     pub enable_grpc_gateway: bool,
     /// `--auth-token-ttl`.
     pub auth_token_ttl: Duration,
+    /// `--auth-token jwt,...`: JWT tokens instead of simple ones.
+    pub jwt: Option<crate::jwt::JwtOptions>,
     /// `--restore-snapshot`: the backup a new cluster starts from.
     pub restore_snapshot: Option<PathBuf>,
 }
@@ -438,21 +441,20 @@ impl Flags {
             ));
         }
         // etcd's syntax: "simple", or "jwt,pub-key=...,..." (its first field names the kind).
-        match self.auth_token.split(',').next().map(str::trim) {
-            Some("simple") => {}
-            Some("jwt") => {
-                return Err(ConfigError(
-                    "--auth-token jwt is not supported; use --auth-token simple (the default)"
-                        .into(),
-                ))
-            }
+        let (kind, rest) = self
+            .auth_token
+            .split_once(',')
+            .unwrap_or((self.auth_token.as_str(), ""));
+        let jwt = match kind.trim() {
+            "simple" => None,
+            "jwt" => Some(crate::jwt::JwtOptions::parse(rest).map_err(ConfigError)?),
             _ => {
                 return Err(ConfigError(format!(
-                    "--auth-token {:?} is not a token provider; use simple",
+                    "--auth-token {:?} is not a token provider; use simple or jwt,...",
                     self.auth_token
                 )))
             }
-        }
+        };
         if self.restore_snapshot.is_some() && self.initial_cluster_state == ClusterState::Existing {
             return Err(ConfigError(
                 "--restore-snapshot starts a new cluster from a backup; it cannot be used with \
@@ -507,6 +509,7 @@ impl Flags {
             strict_reconfig_check: self.strict_reconfig_check,
             enable_grpc_gateway: self.enable_grpc_gateway,
             auth_token_ttl: Duration::from_secs(self.auth_token_ttl),
+            jwt,
             restore_snapshot: self.restore_snapshot,
         })
     }
@@ -896,13 +899,15 @@ mod tests {
     }
 
     #[test]
-    fn auth_token_flags_take_simple_tokens_and_refuse_jwt() {
+    fn auth_token_flags_take_simple_and_jwt_tokens() {
         assert_eq!(flags(&[]).unwrap().auth_token_ttl, Duration::from_secs(300));
         let c = flags(&["--auth-token=simple", "--auth-token-ttl=30"]).unwrap();
         assert_eq!(c.auth_token_ttl, Duration::from_secs(30));
-        let err =
-            flags(&["--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256"]).unwrap_err();
-        assert!(err.0.contains("jwt is not supported"), "{}", err.0);
+        assert!(c.jwt.is_none());
+        let c = flags(&["--auth-token=jwt,pub-key=a.pub,priv-key=a,sign-method=RS256"]).unwrap();
+        assert_eq!(c.jwt.expect("jwt").sign_method, "RS256");
+        let err = flags(&["--auth-token=jwt,pub-key=a.pub"]).unwrap_err();
+        assert!(err.0.contains("sign-method"), "{}", err.0);
         assert!(flags(&["--auth-token=magic"]).is_err());
         assert!(flags(&["--auth-token-ttl=0"]).is_err());
     }

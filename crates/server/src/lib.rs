@@ -22,6 +22,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod ids;
 pub mod join;
+pub mod jwt;
 pub mod member;
 pub mod membership;
 pub mod metrics;

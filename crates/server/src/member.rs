@@ -102,6 +102,11 @@ impl Member {
         self.inner.limits.auth_token_ttl
     }
 
+    /// `--auth-token jwt,...`: the JWT keys (`None`: simple tokens).
+    pub fn jwt(&self) -> Option<std::sync::Arc<crate::jwt::JwtTokens>> {
+        self.inner.jwt.clone()
+    }
+
     /// `--client-cert-auth`: whether a verified client certificate's common name stands for
     /// the user of a call without a token.
     pub fn cert_users(&self) -> bool {

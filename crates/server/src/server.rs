@@ -439,6 +439,12 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
         cfg.advertise_client_urls.clone(),
         metrics,
     );
+    shared.jwt = match &cfg.jwt {
+        Some(o) => Some(Arc::new(
+            crate::jwt::JwtTokens::load(o).map_err(StartError)?,
+        )),
+        None => None,
+    };
     shared.peer_tls = match &cfg.peer_tls {
         Some(t) => Some(crate::tls::peer_client_config(t).map_err(StartError)?),
         None => None,

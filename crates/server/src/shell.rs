@@ -93,6 +93,8 @@ pub struct Shared {
     forward_channels: Mutex<HashMap<String, tonic::transport::Channel>>,
     /// How to connect to `https://` peers (`--peer-*` TLS files); `None` without them.
     pub(crate) peer_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// `--auth-token jwt,...`: the keys tokens are issued and verified with.
+    pub(crate) jwt: Option<Arc<crate::jwt::JwtTokens>>,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ impl Shared {
             peers: Peers::default(),
             forward_channels: Mutex::new(HashMap::new()),
             peer_tls: None,
+            jwt: None,
         }
     }
 

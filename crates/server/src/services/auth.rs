@@ -155,7 +155,7 @@ impl<B: Backend> Auth for AuthService<B> {
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
         let r = request.into_inner();
-        let (state, _) = self.read().await?;
+        let (state, read_header) = self.read().await?;
         if !state.enabled() {
             return Err(err(MvccError::AuthNotEnabled));
         }
@@ -165,6 +165,14 @@ impl<B: Backend> Auth for AuthService<B> {
             .ok_or_else(|| err(MvccError::AuthFailed))?;
         if !verify_password(r.password, hash).await {
             return Err(err(MvccError::AuthFailed));
+        }
+        // JWT: signed here, verifiable by every member with the key; nothing to replicate.
+        if let Some(jwt) = self.b.jwt() {
+            let token = jwt.issue(&r.name, state.revision()).map_err(err)?;
+            return Ok(Response::new(pb::AuthenticateResponse {
+                header: Some(read_header),
+                token,
+            }));
         }
         // Assigned through the log so that every member knows it (etcd does the same); only
         // the token, never the password, enters the log.

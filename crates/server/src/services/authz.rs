@@ -74,6 +74,8 @@ pub struct AuthGate {
     /// `--client-cert-auth`: a call without a token is made as the common name of its
     /// verified client certificate.
     cert_users: bool,
+    /// `--auth-token jwt,...`: tokens are JWTs verified with these keys, not simple tokens.
+    jwt: Option<Arc<crate::jwt::JwtTokens>>,
     /// Run before refusing an unknown token: the `Authenticate` entry that assigned it may be
     /// committed but not yet applied here (the client got it from a faster member).
     barrier: Option<Barrier>,
@@ -114,6 +116,7 @@ impl AuthGate {
             ttl,
             tokens: Mutex::new(HashMap::new()),
             cert_users: false,
+            jwt: None,
             barrier: None,
             status: None,
         }
@@ -131,6 +134,12 @@ impl AuthGate {
     /// name (`--client-cert-auth`, as etcd).
     pub fn with_cert_users(mut self, on: bool) -> Self {
         self.cert_users = on;
+        self
+    }
+
+    /// The gate, verifying JWT tokens with `jwt` (simple tokens when `None`).
+    pub fn with_jwt(mut self, jwt: Option<Arc<crate::jwt::JwtTokens>>) -> Self {
+        self.jwt = jwt;
         self
     }
 
@@ -249,7 +258,19 @@ impl AuthGate {
             Some(t) => {
                 let t =
                     std::str::from_utf8(t).map_err(|_| mvcc_err(&MvccError::InvalidAuthToken))?;
-                Some(self.resolve(&state, t).map_err(|e| mvcc_err(&e))?)
+                let user = match &self.jwt {
+                    Some(jwt) => {
+                        // etcd: a token from before the latest auth change is refused as old
+                        // (clients then authenticate again).
+                        let (user, revision) = jwt.verify(t).map_err(|e| mvcc_err(&e))?;
+                        if revision < state.revision() {
+                            return Err(mvcc_err(&MvccError::AuthOldRevision));
+                        }
+                        user
+                    }
+                    None => self.resolve(&state, t).map_err(|e| mvcc_err(&e))?,
+                };
+                Some(user)
             }
         };
         if admin_only(path) {

@@ -33,6 +33,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn cert_users(&self) -> bool {
         false
     }
+    /// `--auth-token jwt,...`: the JWT keys; `None` for simple tokens.
+    fn jwt(&self) -> Option<std::sync::Arc<crate::jwt::JwtTokens>> {
+        None
+    }
     /// Replicates a request and returns this member's result of applying it.
     fn propose(
         &self,
@@ -95,6 +99,9 @@ impl Backend for Member {
     }
     fn cert_users(&self) -> bool {
         Member::cert_users(self)
+    }
+    fn jwt(&self) -> Option<std::sync::Arc<crate::jwt::JwtTokens>> {
+        Member::jwt(self)
     }
     fn max_txn_ops(&self) -> usize {
         Member::max_txn_ops(self)

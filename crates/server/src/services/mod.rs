@@ -74,6 +74,7 @@ pub fn routes_for<B: Backend>(b: B) -> tonic::service::Routes {
     let gate = Arc::new(
         authz::AuthGate::new(b.store().clone(), b.auth_token_ttl())
             .with_cert_users(b.cert_users())
+            .with_jwt(b.jwt())
             .with_barrier(barrier)
             .with_status_probe(Arc::new(move || status_backend.status())),
     );
