@@ -132,6 +132,41 @@ pub struct Store {
 /// With `durable == false`, every this many commits one is made durable anyway.
 const NON_DURABLE_SYNC_EVERY: u64 = 64;
 
+/// Poisons the store when dropped armed: held across work that changes the key index or the
+/// open transaction, and disarmed only when that work succeeded, so an error return or a
+/// panic in between leaves a store that refuses to serve (the member restarts and replays)
+/// instead of one whose index and engine disagree.
+struct PoisonGuard<'a> {
+    failed: &'a Mutex<Option<String>>,
+    what: &'static str,
+    armed: bool,
+}
+
+impl<'a> PoisonGuard<'a> {
+    fn new(failed: &'a Mutex<Option<String>>, what: &'static str) -> Self {
+        PoisonGuard {
+            failed,
+            what,
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PoisonGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut f = lock(self.failed);
+            if f.is_none() {
+                *f = Some(format!("{} did not complete", self.what));
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -226,7 +261,7 @@ impl Store {
     fn rebuild_index(&self) -> Result<(), MvccError> {
         let started = std::time::Instant::now();
         let txn = self.db.begin_read()?;
-        let (_, compact) = counters(&txn)?;
+        let (current, compact) = counters(&txn)?;
         let table = txn.open_table(HISTORY)?;
         let mut ix = KeyIndex::default();
         let mut revisions = 0u64;
@@ -234,6 +269,11 @@ impl Store {
             let (k, v) = item?;
             let (main, sub) = k.value();
             let (key, rec) = split_history(v.value())?;
+            if main > current {
+                return Err(MvccError::CorruptData(format!(
+                    "revision {main} is stored but the store's current revision is {current}"
+                )));
+            }
             let live = Record::decode_meta(rec)?;
             let sub = u32::try_from(sub).map_err(|_| {
                 MvccError::CorruptData(format!("sub-revision {sub} of revision {main} too large"))
@@ -367,10 +407,37 @@ impl Store {
     /// A read transaction that sees every applied write (commits the open transaction of
     /// applied batches first, if there is one).
     fn read_txn(&self) -> Result<ReadTransaction, MvccError> {
-        // After a failed commit the engine lacks applied writes: never serve that state.
+        // After a failed commit the engine lacks applied writes: never serve that state. Checked
+        // again after waiting for the write lock: the batch waited for may have failed.
         self.check_failed()?;
         self.commit_pending()?;
-        Ok(self.db.begin_read()?)
+        let txn = self.db.begin_read()?;
+        self.check_failed()?;
+        Ok(txn)
+    }
+
+    /// Runs `read` on a fresh snapshot; when it fails with `compacted` only because a batch
+    /// still being applied has started pruning the key index past the snapshot (a compaction
+    /// to a revision newer than the snapshot's), waits for that batch and tries again, so a
+    /// read at the current revision never fails that way.
+    fn with_snapshot<T>(
+        &self,
+        revision: i64,
+        read: impl Fn(&ReadTransaction) -> Result<T, MvccError>,
+    ) -> Result<T, MvccError> {
+        let _gate = self.gate();
+        let mut tries = 0;
+        loop {
+            let txn = self.read_txn()?;
+            match read(&txn) {
+                Err(MvccError::Compacted) if revision <= 0 && tries < 8 => {
+                    tries += 1;
+                    // The batch holds the write lock until it is in the open transaction.
+                    drop(lock(&self.write));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn limits(&self) -> ApplyLimits {
@@ -390,6 +457,7 @@ impl Store {
         let events_mode = lock(&self.hub).events_mode();
         let mut slot = lock(&self.write);
         let mut pending = self.write_txn(&mut slot)?;
+        let guard = PoisonGuard::new(&self.failed, "an applied batch");
         let mut results = Vec::with_capacity(entries.len());
         let written = (|| {
             let mut w = Writer::open(&pending.txn, &self.index, self.limits())?;
@@ -449,6 +517,7 @@ impl Store {
             *slot = Some(pending);
             self.dirty.store(true, Ordering::Release);
         }
+        guard.disarm();
         self.current_rev.store(current, Ordering::Release);
         self.compact_rev.store(compact, Ordering::Release);
         self.applied_index.store(ci, Ordering::Release);
@@ -510,12 +579,12 @@ impl Store {
     /// Serves a range read from a read snapshot (concurrent with applies).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         crate::validate::check_range(req)?;
-        let _gate = self.gate();
-        let txn = self.read_txn()?;
-        let (current, compact) = counters(&txn)?;
-        let rev = resolve_read_rev(req.revision, current, compact)?;
-        let history = txn.open_table(HISTORY)?;
-        read::range(&self.index, &history, req, rev, current)
+        self.with_snapshot(req.revision, |txn| {
+            let (current, compact) = counters(txn)?;
+            let rev = resolve_read_rev(req.revision, current, compact)?;
+            let history = txn.open_table(HISTORY)?;
+            read::range(&self.index, &history, req, rev, current)
+        })
     }
 
     /// Current revision as of the last applied batch (1 on an empty store, as etcd).
@@ -537,11 +606,13 @@ impl Store {
     pub fn run_compaction(&self, max_entries: usize) -> Result<bool, MvccError> {
         let mut slot = lock(&self.write);
         let pending = self.write_txn(&mut slot)?;
+        let guard = PoisonGuard::new(&self.failed, "a compaction step");
         let done = {
             let mut w = Writer::open(&pending.txn, &self.index, self.limits())?;
             compact::step(&mut w, max_entries)?
         };
         self.commit_txn(pending.txn, false)?;
+        guard.disarm();
         Ok(done)
     }
 
@@ -575,6 +646,8 @@ impl Store {
                 drop(history);
                 return Ok((txn, compact, rev, h));
             }
+            // A batch being applied compacts past this snapshot: wait for it, then retry.
+            drop(lock(&self.write));
         }
         Err(MvccError::Compacted)
     }
@@ -608,6 +681,8 @@ impl Store {
 
     /// Streams the whole state (one consistent read snapshot) to `out`.
     pub fn snapshot_export(&self, out: impl Write) -> Result<(), MvccError> {
+        // The gate: never export the half-imported state of a running import.
+        let _gate = self.gate();
         snapshot::export(&self.read_txn()?, out)
     }
 
@@ -634,11 +709,15 @@ impl Store {
         let mut slot = lock(&self.write);
         // The image replaces everything: what the open transaction holds is superseded.
         self.commit_pending_locked(&mut slot)?;
-        // Whatever happens next, the index must not describe the replaced state.
+        // From here a failure leaves neither the old state nor the new one: poisoned.
+        let guard = PoisonGuard::new(&self.failed, "a snapshot import");
         write_index(&self.index).clear();
         import(&self.db)?;
         self.load_cached_state()?;
         self.rebuild_index()?;
+        guard.disarm();
+        // The whole state was replaced: whatever an earlier failure lost is superseded too.
+        *lock(&self.failed) = None;
         let current = self.current_rev.load(Ordering::Acquire);
         hub.reset(current);
         drop(hub);
@@ -677,11 +756,13 @@ impl Store {
     pub fn restart_log(&self) -> Result<(), MvccError> {
         let mut slot = lock(&self.write);
         let pending = self.write_txn(&mut slot)?;
+        let guard = PoisonGuard::new(&self.failed, "resetting the consistent index");
         pending
             .txn
             .open_table(META)?
             .insert(META_CONSISTENT_INDEX, 0u64)?;
         self.commit_txn(pending.txn, true)?;
+        guard.disarm();
         self.applied_index.store(0, Ordering::Release);
         Ok(())
     }
@@ -915,8 +996,7 @@ impl Store {
         // notifies that this catch-up already sent is filtered out by the watcher's next
         // revision).
         let _gate = self.gate();
-        self.commit_pending()?;
-        let txn = self.db.begin_read()?;
+        let txn = self.read_txn()?;
         let (current, compact) = counters(&txn)?;
         let history = txn.open_table(HISTORY)?;
         hub.catch_up(id, &self.index, &history, current, compact)

@@ -358,7 +358,7 @@ impl<'t> Writer<'t> {
         let (create_revision, version) = match &prev {
             Some(prev) => (
                 u64::try_from(prev.create_revision).unwrap_or(0),
-                prev.version + 1,
+                prev.version.saturating_add(1),
             ),
             None => (main, 1),
         };
@@ -536,14 +536,33 @@ impl<'t> Writer<'t> {
     /// `checkRequests` along the chosen path, before anything is written.
     fn check_txn_state(&self, t: &TxnRequest, path: &[bool]) -> Result<(), MvccError> {
         let mut pos = 0;
-        self.check_txn_state_at(t, path, &mut pos)
+        self.check_txn_state_at(t, path, &mut pos, &mut Vec::new())
     }
 
-    fn check_txn_state_at(
+    /// Whether `key` exists at this point of a txn, given the writes of the path before it
+    /// (`earlier`, in execution order): the latest of them that touches `key` decides, else
+    /// the store.
+    fn exists_in_txn(&self, key: &[u8], earlier: &[&RequestOp]) -> bool {
+        for op in earlier.iter().rev() {
+            match op {
+                RequestOp::Put(p) if p.key == key => return true,
+                RequestOp::DeleteRange(d)
+                    if RangeEnd::from_request(&d.range_end).contains(&d.key, key) =>
+                {
+                    return false
+                }
+                _ => {}
+            }
+        }
+        self.live(key).is_some()
+    }
+
+    fn check_txn_state_at<'r>(
         &self,
-        t: &TxnRequest,
+        t: &'r TxnRequest,
         path: &[bool],
         pos: &mut usize,
+        earlier: &mut Vec<&'r RequestOp>,
     ) -> Result<(), MvccError> {
         let ok = *path
             .get(*pos)
@@ -556,9 +575,18 @@ impl<'t> Writer<'t> {
                         self.read_rev(r.revision)?;
                     }
                 }
-                RequestOp::Put(p) => self.check_put_state(p)?,
-                RequestOp::DeleteRange(_) => {}
-                RequestOp::Txn(inner) => self.check_txn_state_at(inner, path, pos)?,
+                RequestOp::Put(p) => {
+                    self.check_put_state(p)?;
+                    // A key deleted earlier in the txn (a "\0" range end escapes etcd's
+                    // interval check) has no value or lease to keep: refused before anything
+                    // is written (etcd 3.5 panics there).
+                    if (p.ignore_value || p.ignore_lease) && !self.exists_in_txn(&p.key, earlier) {
+                        return Err(MvccError::KeyNotFound);
+                    }
+                    earlier.push(op);
+                }
+                RequestOp::DeleteRange(_) => earlier.push(op),
+                RequestOp::Txn(inner) => self.check_txn_state_at(inner, path, pos, earlier)?,
             }
         }
         Ok(())

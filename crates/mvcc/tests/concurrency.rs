@@ -160,3 +160,67 @@ fn reads_stay_consistent_under_applies_compactions_and_imports() {
         "applies made progress"
     );
 }
+
+#[test]
+fn reads_at_the_current_revision_never_fail_as_compacted() {
+    // A batch that writes and then compacts to its own newest revision raises the key
+    // index's floor above the revision a concurrent reader's snapshot shows; the reader must
+    // wait for the batch rather than answer `compacted` for a read at the current revision.
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Durable: each batch holds its engine transaction through an fsync, the widest window.
+    let store = Arc::new(
+        Store::open(
+            dir.path().join("db"),
+            StoreOptions {
+                durable: true,
+                ..options()
+            },
+        )
+        .expect("open"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut compacted) = (0u64, 0u64);
+            let req = RangeRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            };
+            while !stop.load(Ordering::Relaxed) {
+                match store.range(&req) {
+                    Ok(_) => ok += 1,
+                    Err(MvccError::Compacted) => compacted += 1,
+                    Err(e) => panic!("range: {e}"),
+                }
+                if store.hash_kv(0).is_err() {
+                    compacted += 1;
+                }
+            }
+            (ok, compacted)
+        })
+    };
+    let mut index = 0u64;
+    for _ in 0..300 {
+        let cur = store.current_revision().expect("rev");
+        let batch = [
+            (index + 1, put(index)),
+            (
+                index + 2,
+                WriteRequest::Compaction(CompactionRequest {
+                    revision: cur + 1,
+                    physical: false,
+                }),
+            ),
+        ];
+        index += 2;
+        store.apply(&batch).expect("apply");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, compacted) = reader.join().expect("reader");
+    assert!(ok > 0, "the reader ran");
+    assert_eq!(
+        compacted, 0,
+        "reads at the current revision failed as compacted"
+    );
+}

@@ -593,6 +593,54 @@ fn snapshot_round_trip() {
     let third = Harness::new();
     assert!(third.store.snapshot_import(bad.as_slice()).is_err());
     assert!(third.store.snapshot_import(&buf[..n - 3]).is_err());
+    // A failed import leaves neither the old state nor the new one: the store refuses to
+    // serve or apply until the member restarts (and fetches the image again).
+    let err = third
+        .store
+        .range(&RangeRequest {
+            key: b"k1".to_vec(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("restart"), "{err}");
+    assert!(third
+        .store
+        .apply(&[(1_000_000, WriteRequest::Noop)])
+        .is_err());
+    // A complete image brings it back.
+    third.store.snapshot_import(buf.as_slice()).unwrap();
+    assert_eq!(third.store.hash().unwrap(), h.store.hash().unwrap());
+}
+
+#[test]
+fn txn_put_keeping_the_value_of_a_key_it_deleted_is_refused_before_writing() {
+    // checkIntervals takes a "\0" range end literally, so this txn passes validation; the
+    // put would keep the value of a key the txn itself just deleted (etcd 3.5 panics).
+    let mut h = Harness::new();
+    h.put("b", "v");
+    let rev = h.store.current_revision().unwrap();
+    let txn = TxnRequest {
+        compare: Vec::new(),
+        success: vec![
+            RequestOp::DeleteRange(DeleteRangeRequest {
+                key: b"a".to_vec(),
+                range_end: vec![0],
+                prev_kv: false,
+            }),
+            RequestOp::Put(PutRequest {
+                key: b"b".to_vec(),
+                ignore_value: true,
+                ..Default::default()
+            }),
+        ],
+        failure: Vec::new(),
+    };
+    assert_eq!(
+        h.apply(WriteRequest::Txn(txn)).unwrap_err(),
+        MvccError::KeyNotFound
+    );
+    assert_eq!(h.store.current_revision().unwrap(), rev, "nothing written");
+    assert_eq!(h.get("b").unwrap().value, b"v");
 }
 
 #[test]
