@@ -341,3 +341,89 @@ fn with_client_cert_auth_the_certificate_common_name_is_the_user() {
     );
     assert!(ok && out == "yes\n", "{out}");
 }
+
+#[test]
+fn auto_tls_serves_a_self_signed_certificate_kept_in_the_data_dir() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let data = tempfile::tempdir().expect("data dir");
+    let client = format!("https://127.0.0.1:{}", free_port());
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    let dir = data.path().join("d");
+    let start = || {
+        Command::new(Path::new(env!("CARGO_BIN_EXE_quorum-test-server")))
+            .arg("--name=auto")
+            .arg(format!("--data-dir={}", dir.display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=auto={peer}"))
+            .arg("--auto-tls")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start quorum")
+    };
+    // etcdctl 3.4 needs both to skip verification (as against etcd's own --auto-tls).
+    let insecure = [
+        "--insecure-skip-tls-verify".to_string(),
+        "--insecure-transport=false".to_string(),
+    ];
+    let mut member = TlsMember {
+        child: start(),
+        endpoint: client.clone(),
+        _data: tempfile::tempdir().expect("unused"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = etcdctl(&member.endpoint, &insecure, &["put", "auto", "tls"]);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no put over auto TLS within 30 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cert = dir.join("fixtures").join("client").join("cert.pem");
+    let first = std::fs::read(&cert).expect("the generated certificate");
+    // A client that verifies certificates does not trust a self-signed one.
+    let (ok, _) = etcdctl(&member.endpoint, &[], &["get", "auto"]);
+    assert!(
+        !ok,
+        "a verifying client accepted the self-signed certificate"
+    );
+    // A restart keeps the certificate.
+    drop(member);
+    member = TlsMember {
+        child: start(),
+        endpoint: client,
+        _data: tempfile::tempdir().expect("unused"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = etcdctl(
+            &member.endpoint,
+            &insecure,
+            &["get", "auto", "--print-value-only"],
+        );
+        if ok {
+            assert_eq!(out, "tls\n");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no get after restart within 30 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        std::fs::read(&cert).expect("certificate"),
+        first,
+        "regenerated"
+    );
+}

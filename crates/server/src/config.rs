@@ -58,6 +58,18 @@ pub struct Flags {
     /// Require a client certificate signed by `--trusted-ca-file` on `https://` client URLs.
     #[arg(long, env = "QUORUM_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub client_cert_auth: bool,
+    /// `https://` client URLs without `--cert-file`/`--key-file` use a self-signed certificate,
+    /// generated into `<data-dir>/fixtures/client` on first start (clients must skip
+    /// verification, e.g. `etcdctl --insecure-skip-tls-verify`), as etcd's `--auto-tls`.
+    #[arg(long, env = "QUORUM_AUTO_TLS", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub auto_tls: bool,
+    /// Years the `--auto-tls` certificate is valid (etcd's `--self-signed-cert-validity`).
+    #[arg(long, env = "QUORUM_SELF_SIGNED_CERT_VALIDITY", default_value_t = 1)]
+    pub self_signed_cert_validity: u32,
+    /// etcd's `--peer-auto-tls` (peers that skip certificate verification): refused, with what
+    /// to use instead.
+    #[arg(long, env = "QUORUM_PEER_AUTO_TLS", num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub peer_auto_tls: bool,
     /// PEM certificate served on `https://` peer URLs, and presented as this member's client
     /// certificate when it connects to peers.
     #[arg(long, env = "QUORUM_PEER_CERT_FILE")]
@@ -235,6 +247,9 @@ pub struct Config {
     pub listen_client_tls: Vec<String>,
     /// TLS for `https://` client URLs (`None` when there are none).
     pub client_tls: Option<TlsFiles>,
+    /// `--auto-tls` in effect: `client_tls` names a self-signed certificate to generate (if
+    /// missing) valid this many years.
+    pub auto_tls: Option<u32>,
     /// Advertised client URLs.
     pub advertise_client_urls: Vec<String>,
     /// Peer listen addresses (host:port).
@@ -350,12 +365,35 @@ impl Flags {
                 client_cert_auth: self.client_cert_auth,
             }),
             (None, None) if listen_client_tls.is_empty() => None,
+            (None, None) if self.auto_tls => Some(TlsFiles {
+                cert_file: data_dir.join("fixtures").join("client").join("cert.pem"),
+                key_file: data_dir.join("fixtures").join("client").join("key.pem"),
+                trusted_ca_file: self.trusted_ca_file.clone(),
+                client_cert_auth: self.client_cert_auth,
+            }),
             _ => {
                 return Err(ConfigError(
-                    "https:// client URLs need both --cert-file and --key-file (PEM)".into(),
+                    "https:// client URLs need both --cert-file and --key-file (PEM), or \
+                     --auto-tls for a self-signed certificate"
+                        .into(),
                 ))
             }
         };
+        if self.peer_auto_tls {
+            return Err(ConfigError(
+                "--peer-auto-tls (members that do not verify each other) is not supported; give \
+                 the members certificates signed by one CA with --peer-cert-file, \
+                 --peer-key-file and --peer-trusted-ca-file"
+                    .into(),
+            ));
+        }
+        if self.self_signed_cert_validity == 0 {
+            return Err(ConfigError(
+                "--self-signed-cert-validity must be at least 1 (year)".into(),
+            ));
+        }
+        let auto_tls = (self.auto_tls && self.cert_file.is_none() && !listen_client_tls.is_empty())
+            .then_some(self.self_signed_cert_validity);
         if self.client_cert_auth && self.trusted_ca_file.is_none() {
             return Err(ConfigError(
                 "--client-cert-auth needs --trusted-ca-file: the CA that signs client certificates"
@@ -485,6 +523,7 @@ impl Flags {
             listen_client,
             listen_client_tls,
             client_tls,
+            auto_tls,
             listen_peer_tls,
             peer_tls,
             advertise_client_urls,
@@ -842,6 +881,26 @@ mod tests {
         assert!(e.contains("metrics"), "{e}");
         let c = flags(&[]).unwrap();
         assert!(c.client_tls.is_none() && c.peer_tls.is_none());
+        // --auto-tls: a self-signed certificate in the data dir for https:// client URLs.
+        let c = flags(&[https[0], "--auto-tls", "--data-dir=d"]).unwrap();
+        assert_eq!(c.auto_tls, Some(1));
+        let tls = c.client_tls.expect("client TLS");
+        assert_eq!(tls.cert_file, PathBuf::from("d/fixtures/client/cert.pem"));
+        assert_eq!(
+            flags(&["--auto-tls"]).unwrap().auto_tls,
+            None,
+            "no https URL"
+        );
+        let c = flags(&[
+            https[0],
+            "--auto-tls",
+            "--cert-file=c.pem",
+            "--key-file=k.pem",
+        ])
+        .unwrap();
+        assert_eq!(c.auto_tls, None, "given files win");
+        let e = flags(&["--peer-auto-tls"]).unwrap_err().0;
+        assert!(e.contains("--peer-trusted-ca-file"), "{e}");
     }
 
     /// Boolean etcd flags that default to on: absent, bare and `=false`.

@@ -465,6 +465,17 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
     // Listeners first, so that a port conflict is reported before anything runs.
     let peer_listeners = bind_all(&cfg.listen_peer, "peer").await?;
     // Read the TLS files before listening: a bad file is reported at once.
+    if let (Some(years), Some(t)) = (cfg.auto_tls, &cfg.client_tls) {
+        let hosts: Vec<String> = cfg
+            .listen_client_tls
+            .iter()
+            .map(|a| {
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                host.trim_matches(|c| c == '[' || c == ']').to_string()
+            })
+            .collect();
+        crate::tls::ensure_self_signed(t, &hosts, years).map_err(StartError)?;
+    }
     let client_tls = match &cfg.client_tls {
         Some(t) => Some(crate::tls::acceptor(t, crate::tls::CLIENT_FLAGS).map_err(StartError)?),
         None => None,

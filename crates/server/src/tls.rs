@@ -96,6 +96,49 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per listener; more connections wait to be handshaken.
 pub const MAX_CONCURRENT_HANDSHAKES: usize = 128;
 
+/// Writes a self-signed certificate for `hosts` (and `localhost`) valid `years` to `t`'s
+/// files unless both exist (etcd's `--auto-tls`, which keeps them in the data dir too).
+pub fn ensure_self_signed(t: &TlsFiles, hosts: &[String], years: u32) -> Result<(), String> {
+    if t.cert_file.exists() && t.key_file.exists() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = hosts.to_vec();
+    names.push("localhost".to_string());
+    names.sort();
+    names.dedup();
+    let mut params = rcgen::CertificateParams::new(names)
+        .map_err(|e| format!("--auto-tls: cannot make a certificate: {e}"))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "quorum");
+    let now = std::time::SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = (now + Duration::from_secs(u64::from(years) * 365 * 24 * 3600)).into();
+    let key =
+        rcgen::KeyPair::generate().map_err(|e| format!("--auto-tls: cannot make a key: {e}"))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("--auto-tls: cannot sign the certificate: {e}"))?;
+    if let Some(dir) = t.cert_file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("--auto-tls: cannot create {}: {e}", dir.display()))?;
+    }
+    let write = |path: &std::path::Path, pem: String| {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(pem.as_bytes()))
+            .map_err(|e| format!("--auto-tls: cannot write {}: {e}", path.display()))
+    };
+    write(&t.key_file, key.serialize_pem())?;
+    write(&t.cert_file, cert.pem())
+}
+
 /// The acceptor for `t`'s files (given with the flags `f`); errors name the flag, the file
 /// and what is wrong with it.
 pub fn acceptor(t: &TlsFiles, f: TlsFlags) -> Result<TlsAcceptor, String> {
