@@ -100,31 +100,46 @@ impl Drop for TlsMember {
     }
 }
 
-fn start(pki: &Pki) -> TlsMember {
-    let data = tempfile::tempdir().expect("data dir");
-    let client = format!("https://127.0.0.1:{}", free_port());
+/// Spawns a one-member cluster with its data in `data_dir`, an https:// client URL `client`
+/// and `extra` flags.
+fn spawn(data_dir: &Path, client: &str, extra: &[String]) -> Child {
     let peer = format!("http://127.0.0.1:{}", free_port());
-    let child = Command::new(Path::new(env!("CARGO_BIN_EXE_quorum-test-server")))
+    Command::new(Path::new(env!("CARGO_BIN_EXE_quorum-test-server")))
         .arg("--name=tls")
-        .arg(format!("--data-dir={}", data.path().join("d").display()))
+        .arg(format!("--data-dir={}", data_dir.display()))
         .arg(format!("--listen-client-urls={client}"))
         .arg(format!("--advertise-client-urls={client}"))
         .arg(format!("--listen-peer-urls={peer}"))
         .arg(format!("--initial-advertise-peer-urls={peer}"))
         .arg(format!("--initial-cluster=tls={peer}"))
-        .arg(pki.arg("cert-file", "server.pem"))
-        .arg(pki.arg("key-file", "server-key.pem"))
-        .arg(pki.arg("trusted-ca-file", "ca.pem"))
-        .arg("--client-cert-auth")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start quorum");
+        .expect("start quorum")
+}
+
+/// A member serving TLS with the test PKI's server certificate, requiring client
+/// certificates, plus `extra` flags.
+fn start_with(pki: &Pki, extra: &[String]) -> TlsMember {
+    let data = tempfile::tempdir().expect("data dir");
+    let client = format!("https://127.0.0.1:{}", free_port());
+    let mut flags = vec![
+        pki.arg("cert-file", "server.pem"),
+        pki.arg("key-file", "server-key.pem"),
+        pki.arg("trusted-ca-file", "ca.pem"),
+        "--client-cert-auth".to_string(),
+    ];
+    flags.extend_from_slice(extra);
     TlsMember {
-        child,
+        child: spawn(&data.path().join("d"), &client, &flags),
         endpoint: client,
         _data: data,
     }
+}
+
+fn start(pki: &Pki) -> TlsMember {
+    start_with(pki, &[])
 }
 
 #[test]
@@ -350,23 +365,8 @@ fn auto_tls_serves_a_self_signed_certificate_kept_in_the_data_dir() {
     }
     let data = tempfile::tempdir().expect("data dir");
     let client = format!("https://127.0.0.1:{}", free_port());
-    let peer = format!("http://127.0.0.1:{}", free_port());
     let dir = data.path().join("d");
-    let start = || {
-        Command::new(Path::new(env!("CARGO_BIN_EXE_quorum-test-server")))
-            .arg("--name=auto")
-            .arg(format!("--data-dir={}", dir.display()))
-            .arg(format!("--listen-client-urls={client}"))
-            .arg(format!("--advertise-client-urls={client}"))
-            .arg(format!("--listen-peer-urls={peer}"))
-            .arg(format!("--initial-advertise-peer-urls={peer}"))
-            .arg(format!("--initial-cluster=auto={peer}"))
-            .arg("--auto-tls")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start quorum")
-    };
+    let start = || spawn(&dir, &client, &["--auto-tls".to_string()]);
     // etcdctl 3.4 needs both to skip verification (as against etcd's own --auto-tls).
     let insecure = [
         "--insecure-skip-tls-verify".to_string(),
@@ -426,4 +426,46 @@ fn auto_tls_serves_a_self_signed_certificate_kept_in_the_data_dir() {
         first,
         "regenerated"
     );
+}
+
+#[test]
+fn idle_connections_do_not_block_tls_handshakes_and_metrics_urls_serve_no_api() {
+    if !have_etcdctl() {
+        eprintln!("SKIPPED: etcdctl is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let pki = Pki::new();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut member = start_with(&pki, &[format!("--listen-metrics-urls=http://{metrics}")]);
+    let client = member.endpoint.clone();
+    let full = vec![
+        pki.arg("cacert", "ca.pem"),
+        pki.arg("cert", "client.pem"),
+        pki.arg("key", "client-key.pem"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !etcdctl(&member.endpoint, &full, &["put", "k", "v"]).0 {
+        assert!(Instant::now() < deadline, "no put within 30 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Hundreds of connections that never start a handshake: a real client still gets in.
+    let addr = client.trim_start_matches("https://");
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    assert!(idle.len() > 200, "opened {} idle connections", idle.len());
+    // (etcdctl gives up after --command-timeout=5s, before idle handshakes time out at 10 s.)
+    let (ok, out) = etcdctl(&member.endpoint, &full, &["get", "k", "--print-value-only"]);
+    assert!(ok && out == "v\n", "served past idle connections: {out}");
+    drop(idle);
+    // The metrics URL serves /metrics and /health, and none of the API (it is plain text,
+    // outside --client-cert-auth).
+    let body = quorum_tests::http_get(&metrics, "/metrics").expect("GET /metrics");
+    assert!(body.contains("etcd_server_has_leader"), "{body}");
+    let (ok, out) = etcdctl(&format!("http://{metrics}"), &[], &["get", "k"]);
+    assert!(
+        !ok,
+        "the metrics URL served the KV API without a certificate: {out}"
+    );
+    let _ = member.child.kill();
 }

@@ -650,7 +650,14 @@ fn parse_urls(flag: &str, list: &str) -> Result<Vec<String>, ConfigError> {
             ))
         })?;
         match url.scheme() {
-            "http" | "unix" | "unixs" => {}
+            "http" => {}
+            // etcd serves these on unix sockets (TLS for unixs); never silently on TCP.
+            "unix" | "unixs" => {
+                return Err(ConfigError(format!(
+                    "{flag}: {raw:?}: unix socket URLs are not supported; use \
+                     http://host:port or https://host:port"
+                )))
+            }
             "https" if !flag.contains("metrics") => {}
             "https" => {
                 return Err(ConfigError(format!(
@@ -901,6 +908,13 @@ mod tests {
         assert_eq!(c.auto_tls, None, "given files win");
         let e = flags(&["--peer-auto-tls"]).unwrap_err().0;
         assert!(e.contains("--peer-trusted-ca-file"), "{e}");
+        // unix sockets are refused, never served as TCP (unixs would lose its TLS).
+        for url in ["unix://127.0.0.1:2379", "unixs://127.0.0.1:2379"] {
+            let e = flags(&[&format!("--listen-client-urls={url}")])
+                .unwrap_err()
+                .0;
+            assert!(e.contains("unix socket"), "{e}");
+        }
     }
 
     /// Boolean etcd flags that default to on: absent, bare and `=false`.

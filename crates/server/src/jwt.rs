@@ -105,6 +105,13 @@ impl JwtTokens {
                     .as_ref()
                     .ok_or("--auth-token jwt: HS* sign methods need priv-key=<secret file>")?;
                 let secret = read("priv-key", path)?;
+                if secret.is_empty() {
+                    // Anyone could sign tokens with an empty secret (etcd: ErrMissingKey).
+                    return Err(format!(
+                        "--auth-token jwt: priv-key {} is empty; give the shared secret",
+                        path.display()
+                    ));
+                }
                 (
                     Some(EncodingKey::from_secret(&secret)),
                     DecodingKey::from_secret(&secret),
@@ -141,12 +148,24 @@ impl JwtTokens {
                 (encoding, decoding)
             }
         };
-        Ok(JwtTokens {
+        let tokens = JwtTokens {
             alg,
             encoding,
             decoding,
             ttl: o.ttl,
-        })
+        };
+        // Keys that are not a pair (or do not suit the method) would issue tokens no member
+        // accepts: check with a probe token now (etcd: ErrKeyMismatch).
+        if tokens.encoding.is_some() {
+            let probe = tokens
+                .issue("probe", 0)
+                .map_err(|e| format!("--auth-token jwt: the keys cannot sign: {e}"))?;
+            tokens.verify(&probe).map_err(|_| {
+                "--auth-token jwt: pub-key does not verify what priv-key signs (not a key pair?)"
+                    .to_string()
+            })?;
+        }
+        Ok(tokens)
     }
 
     /// A token for `user` at auth revision `revision`. Fails on a member without the private
@@ -213,6 +232,43 @@ mod tests {
         assert!(JwtTokens::load(&o).is_err(), "unknown method");
         let o = JwtOptions::parse("sign-method=RS256").unwrap();
         assert!(JwtTokens::load(&o).is_err(), "RS256 without pub-key");
+    }
+
+    #[test]
+    fn empty_secrets_and_mismatched_keys_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let o =
+            JwtOptions::parse(&format!("priv-key={},sign-method=HS256", empty.display())).unwrap();
+        let e = JwtTokens::load(&o).err().expect("an empty secret");
+        assert!(e.contains("empty"), "{e}");
+        let write = |name: &str, pem: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        let (a, b) = (
+            rcgen::KeyPair::generate().unwrap(),
+            rcgen::KeyPair::generate().unwrap(),
+        );
+        let (a_pub, a_priv, b_priv) = (
+            write("a.pub", a.public_key_pem()),
+            write("a.key", a.serialize_pem()),
+            write("b.key", b.serialize_pem()),
+        );
+        let load = |private: &Path| {
+            let o = JwtOptions::parse(&format!(
+                "pub-key={},priv-key={},sign-method=ES256",
+                a_pub.display(),
+                private.display()
+            ))
+            .unwrap();
+            JwtTokens::load(&o)
+        };
+        assert!(load(&a_priv).is_ok(), "a pair");
+        let e = load(&b_priv).err().expect("not a pair");
+        assert!(e.contains("not a key pair"), "{e}");
     }
 
     #[test]

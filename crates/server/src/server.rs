@@ -550,16 +550,19 @@ pub async fn start(cfg: Config) -> Result<RunningMember, StartError> {
             .then(|| client_tls.clone())
             .flatten()
     };
+    // Metrics listeners serve /metrics, /health and /version only (as etcd's), never the API:
+    // they are plain text and outside --client-cert-auth.
     let listeners = client_listeners
         .into_iter()
         .zip(cfg.listen_client.iter().map(tls_of))
-        .chain(metrics_listeners.into_iter().map(|l| (l, None)));
-    for (l, tls) in listeners {
-        let mut router = grpc
-            .clone()
-            .into_axum_router()
-            .merge(crate::http::router(member.clone()));
-        if cfg.enable_grpc_gateway {
+        .map(|(l, tls)| (l, tls, true))
+        .chain(metrics_listeners.into_iter().map(|l| (l, None, false)));
+    for (l, tls, api) in listeners {
+        let mut router = crate::http::router(member.clone());
+        if api {
+            router = grpc.clone().into_axum_router().merge(router);
+        }
+        if api && cfg.enable_grpc_gateway {
             router = router.merge(crate::gateway::router(
                 grpc.clone(),
                 usize::try_from(cfg.max_request_bytes).unwrap_or(usize::MAX),

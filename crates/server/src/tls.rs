@@ -93,8 +93,8 @@ pub fn peer_client_config(t: &TlsFiles) -> Result<tonic::transport::ClientTlsCon
 
 /// A client that has not finished its TLS handshake by then is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once per listener; more connections wait to be handshaken.
-pub const MAX_CONCURRENT_HANDSHAKES: usize = 128;
+/// Handshaken connections waiting for the server to take them.
+const READY_CONNECTIONS: usize = 128;
 
 /// Writes a self-signed certificate for `hosts` (and `localhost`) valid `years` to `t`'s
 /// files unless both exist (etcd's `--auto-tls`, which keeps them in the data dir too).
@@ -188,30 +188,38 @@ pub fn acceptor(t: &TlsFiles, f: TlsFlags) -> Result<TlsAcceptor, String> {
 }
 
 /// The connections of `listener`, TLS-handshaken with `acceptor`; failed and timed-out
-/// handshakes are dropped (logged at debug level).
+/// handshakes are dropped (logged at debug level). Each handshake runs in its own task, so
+/// connections that never complete theirs (held open by anyone, unauthenticated) cost a task
+/// each for at most [`HANDSHAKE_TIMEOUT`] and never hold up the others: no handshake slot can
+/// be exhausted. Accepting stops when the returned stream is dropped.
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
 ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
-    tonic::transport::server::TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .filter_map(|tcp| async move { tcp.ok() })
-        .map(move |tcp| {
-            let acceptor = acceptor.clone();
-            async move { tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await }
-        })
-        .buffer_unordered(MAX_CONCURRENT_HANDSHAKES)
-        .filter_map(|r| async move {
-            match r {
-                Ok(Ok(stream)) => Some(Ok(stream)),
-                Ok(Err(e)) => {
-                    debug!("TLS handshake failed: {e}");
-                    None
+    let (tx, rx) = tokio::sync::mpsc::channel::<TlsStream<TcpStream>>(READY_CONNECTIONS);
+    tokio::spawn(async move {
+        let mut tcp =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        loop {
+            let conn = tokio::select! {
+                _ = tx.closed() => return,
+                conn = tcp.next() => conn,
+            };
+            let Some(conn) = conn else { return };
+            let Ok(conn) = conn else { continue };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(stream).await;
+                    }
+                    Ok(Err(e)) => debug!("TLS handshake failed: {e}"),
+                    Err(_) => debug!("TLS handshake timed out"),
                 }
-                Err(_) => {
-                    debug!("TLS handshake timed out");
-                    None
-                }
-            }
-        })
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|stream| (Ok(stream), rx))
+    })
 }

@@ -252,6 +252,13 @@ impl AuthGate {
             drop(self.store.take_assigned_tokens());
             return Ok(Caller::default());
         }
+        // Authenticate needs no identity (etcd checks none there): a stale token sent along
+        // with it must not make it fail as old.
+        let token = if path == "/etcdserverpb.Auth/Authenticate" {
+            None
+        } else {
+            token
+        };
         let user = match token {
             None if self.cert_users => cert_user.map(str::to_string),
             None => None,
@@ -293,7 +300,8 @@ fn certificate_user<B>(req: &http::Request<B>) -> Option<String> {
         .peer_certs()?;
     let leaf = certs.first()?;
     let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    let cn = cert.subject().iter_common_name().next()?;
+    // The last common name, as Go's pkix.Name (etcd) keeps it.
+    let cn = cert.subject().iter_common_name().last()?;
     cn.as_str().ok().map(str::to_string)
 }
 
@@ -730,6 +738,10 @@ mod tests {
                 .as_deref(),
             Some("bob")
         );
+        // Authenticate ignores whatever token comes with it (a stale one must not fail it).
+        assert!(gate
+            .admit("/etcdserverpb.Auth/Authenticate", Some(b"nope.1"), None)
+            .is_ok());
         // A token, even one this gate does not know, is never replaced by the certificate.
         let err = cert_gate
             .admit("/etcdserverpb.KV/Range", Some(b"nope.1"), cert)
