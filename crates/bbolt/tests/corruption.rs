@@ -2,6 +2,7 @@
 //! redundancy allows) the right data, never a panic; specific damage gives specific errors.
 
 mod common;
+mod pages;
 
 use std::io::Cursor;
 
@@ -131,16 +132,9 @@ fn page_of(bytes: &[u8], pgid: u64) -> std::ops::Range<usize> {
     s..s + PS
 }
 
-/// Root page of a top-level bucket, from its bucket header in the root leaf.
+/// Root page of a top-level bucket of the file `bytes`.
 fn bucket_root(bytes: &[u8], name: &[u8]) -> u64 {
-    let r = Reader::new(bytes, bytes.len() as u64).unwrap();
-    let e = r
-        .root()
-        .iter()
-        .map(|e| e.unwrap())
-        .find(|e| e.key == name)
-        .unwrap();
-    u64::from_le_bytes(e.value[..8].try_into().unwrap())
+    pages::bucket_root(&Reader::new(bytes, bytes.len() as u64).unwrap(), name)
 }
 
 /// Iterates a bucket to its end, returning the number of entries or the first error.

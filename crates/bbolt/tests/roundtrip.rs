@@ -1,11 +1,13 @@
 //! Writer → Reader round trips over varied shapes, and the Writer's input checks.
 
 mod common;
+mod pages;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use common::Rng;
+use pages::bucket_root;
 use quorum_bbolt::{Error, Reader, Writer};
 
 type Db = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -147,16 +149,6 @@ fn tree_depth(bytes: &[u8], ps: usize, mut pgid: u64) -> usize {
         pgid = u64::from_le_bytes(p[24..32].try_into().unwrap());
         depth += 1;
     }
-}
-
-fn bucket_root(r: &Reader<&[u8]>, name: &[u8]) -> u64 {
-    let e = r
-        .root()
-        .iter()
-        .map(|e| e.unwrap())
-        .find(|e| e.key == name)
-        .unwrap();
-    u64::from_le_bytes(e.value[..8].try_into().unwrap())
 }
 
 #[test]
